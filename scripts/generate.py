@@ -1,0 +1,23 @@
+"""Generate from a trained run: `python scripts/generate.py run=<dir> prompt="a red circle" output=image`."""
+
+from __future__ import annotations
+
+import sys
+
+from unimodal.cli import run_cli
+
+USAGE = """usage: python scripts/generate.py run=<run dir> (prompt="..." | image=<png> | audio=<wav>) output=<...>
+
+  output=image|audio|text, or a list: output=[text,image]
+  num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  out_dir=<folder> (default: <run>/samples)"""
+
+
+def main(overrides: list[str]) -> None:
+    from unimodal.generation_cli import generate_from_config
+
+    generate_from_config(overrides)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, USAGE))

@@ -1,0 +1,27 @@
+"""Shared fixtures: one tiny end-to-end run (debug=smoke) reused by every test that needs a trained run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def smoke_overrides(root, *extra: str) -> list[str]:
+    return ["debug=smoke", f"paths.tokenizers_dir={root}/tokenizers", f"paths.cache_dir={root}/cache",
+            f"paths.runs_dir={root}/runs", *extra]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Every stage of the real config tree, for a few steps: tokenizers, token cache, LM."""
+    from unimodal.config import compose
+    from unimodal.training.run import train
+
+    root = tmp_path_factory.mktemp("smoke")
+    run_dir = train(compose(smoke_overrides(root, f"run_dir={root}/run")))
+    return root, run_dir

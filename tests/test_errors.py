@@ -1,0 +1,73 @@
+"""Bad input gives one line naming the problem, with no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unimodal.config import compose
+from unimodal.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_modality_is_one_line():
+    result = run_script("scripts/train.py", "modality=vidoe")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown modality 'vidoe'; choose one of: audio, image, image+audio, text"]
+
+
+def test_missing_run_dir_is_one_line(tmp_path):
+    result = run_script("scripts/generate.py", f"run={tmp_path}/nope", "prompt=a red circle")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_prompt_longer_than_context(smoke_run):
+    _, run_dir = smoke_run
+    result = run_script("scripts/generate.py", f"run={run_dir}", "prompt=" + "a red circle " * 200)
+    assert result.returncode == 2
+    assert "exceeds the model context" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_with_other_tokenizers_is_one_line(smoke_run, tmp_path):
+    import shutil
+
+    from unimodal.tokenizers.base import load_tokenizer
+
+    _, run_dir = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    audio = load_tokenizer(copy / "tokenizers" / "audio")
+    for param in audio.parameters():
+        param.data.mul_(1.5)
+    audio.save(copy / "tokenizers" / "audio")
+    result = run_script("scripts/generate.py", f"run={copy}", "prompt=a red circle")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "fingerprint" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("override, key", [("model.hiden_size=3", "hiden_size"),
+                                           ("model.hidden_size=abc", "model.hidden_size"),
+                                           ("+lm.bach_size=3", "bach_size")])
+def test_mistyped_keys_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        compose([override])
+
+
+def test_every_config_group_composes():
+    from unimodal.config import available
+
+    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "debug"):
+        for option in available(group):
+            cfg = compose([f"{group}={option}"])
+            assert cfg.model.context_length > 0

@@ -1,0 +1,224 @@
+"""Config schema and composition.
+
+The YAML tree under ``conf/`` is merged onto these dataclasses, so a mistyped key or a value of the
+wrong type fails at start with a message naming the key (``ConfigError``). Quantizer and codec
+options stay open dicts: their meaning depends on the ``kind`` selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from unimodal.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+KNOWN_MEDIA = ("image", "audio", "video")
+
+
+@dataclass
+class TrainBudget:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    max_minutes: float = 5.0
+
+
+@dataclass
+class ModalityConfig:
+    name: str = "image+audio"
+    media: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TextTokenizerConfig:
+    kind: str = "bpe"
+    vocab_size: int = 512
+    min_frequency: int = 2
+    lowercase: bool = True
+
+
+@dataclass
+class ImageTokenizerConfig:
+    kind: str = "grid2d"
+    image_size: int = 32
+    block_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    layers_per_block: int = 1
+    latent_dim: int = 4
+    norm_groups: int = 8
+    mid_attention: bool = False
+    quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "fsq", "levels": [8, 5, 5, 5]})
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+    train: TrainBudget = field(default_factory=TrainBudget)
+
+
+@dataclass
+class AudioTokenizerConfig:
+    kind: str = "encodec"
+    sample_rate: int = 16000
+    filters: int = 16
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
+    dimension: int = 64
+    n_residual_layers: int = 1
+    lstm: int = 0
+    num_codebooks: int = 2
+    codebook_size: int = 256
+    l1_weight: float = 1.0
+    mel_weight: float = 1.0
+    commitment_weight: float = 1.0
+    quantizer_dropout: bool = False
+    layout: str = "flat"
+    train: TrainBudget = field(default_factory=TrainBudget)
+
+
+@dataclass
+class TokenizerGroup:
+    text: TextTokenizerConfig = field(default_factory=TextTokenizerConfig)
+    image: ImageTokenizerConfig = field(default_factory=ImageTokenizerConfig)
+    audio: AudioTokenizerConfig = field(default_factory=AudioTokenizerConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "small"
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 704
+    context_length: int = 256
+    dropout: float = 0.0
+
+
+@dataclass
+class StageConfig:
+    name: str = "all"
+    train_tokenizers: bool = True
+    train_lm: bool = True
+
+
+@dataclass
+class LMTrainConfig:
+    max_steps: int = 3000
+    max_minutes: float = 10.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    cond_drop_prob: float = 0.1
+    val_every_steps: int = 250
+    checkpoint_every_steps: int = 100
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    num_train: int = 6000
+    num_val: int = 200
+    seed: int = 0
+    image_size: int = 32
+    sample_rate: int = 16000
+    audio_seconds: float = 0.8
+    max_objects: int = 3
+    single_object_prob: float = 0.5
+    held_out: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "auto"
+    num_threads: int | None = None
+    compile: bool = False
+
+
+@dataclass
+class PathsConfig:
+    tokenizers_dir: str = "tokenizers"
+    runs_dir: str = "runs"
+    cache_dir: str = ".cache/unimodal"
+
+
+@dataclass
+class Config:
+    modality: ModalityConfig = field(default_factory=ModalityConfig)
+    tokenizer: TokenizerGroup = field(default_factory=TokenizerGroup)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    lm: LMTrainConfig = field(default_factory=LMTrainConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    run_dir: str | None = None
+    resume: bool = True
+    progress: bool = True
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    head = text[0] if text else type(err).__name__
+    cause = getattr(err, "__cause__", None)
+    if cause is not None and str(cause).strip():
+        head = f"{head.rstrip('.')}: {str(cause).strip().splitlines()[0]}"
+    full_key = next((line.split(":", 1)[1].strip() for line in text if line.strip().startswith("full_key")), "")
+    return f"{head} (config key: {full_key})" if full_key and full_key not in head else head
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Merge ``cfg`` onto the schema; raise ConfigError naming the offending key."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        OmegaConf.resolve(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"invalid config: {_one_line(err)}") from None
+    unknown = [m for m in merged.modality.media if m not in KNOWN_MEDIA]
+    if unknown:
+        raise ConfigError(f"modality.media: unknown media {unknown}; known: {list(KNOWN_MEDIA)}")
+    for task in merged.modality.tasks:
+        parts = task.split("->")
+        if task != "text" and (len(parts) != 2 or any(p not in ("text", *merged.modality.media) for p in parts)):
+            raise ConfigError(f"modality.tasks: bad task {task!r}; write 'source->target' over "
+                              f"text and {list(merged.modality.media)}")
+    if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
+        raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
+    return merged
+
+
+def available(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config",
+            validate_schema: bool = True) -> DictConfig:
+    """Compose the real config tree (what entry points and tests use), as one validated config."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    overrides = list(overrides or [])
+    for override in overrides:
+        key, _, value = override.partition("=")
+        group = key.lstrip("+~")
+        if (CONF_DIR / group).is_dir() and value and not value.startswith("["):
+            options = available(group)
+            if value not in options and value != "null":
+                raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(options)}")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return validate(cfg) if validate_schema else cfg

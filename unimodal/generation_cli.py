@@ -1,0 +1,108 @@
+"""What ``scripts/generate.py`` does, importable (so tests call it without a subprocess)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from unimodal.config import compose
+from unimodal.errors import DataError, UnimodalError
+from unimodal.model.generate import SamplingConfig
+
+
+def _table(node: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(node)) if node is not None else {}
+
+
+def sampling_from(cfg: Any) -> SamplingConfig:
+    return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
+                          cfg_scale=_table(cfg.cfg_scale), repetition_penalty=float(cfg.repetition_penalty),
+                          max_new_tokens=int(cfg.max_new_tokens))
+
+
+def read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"{path}: cannot read image ({err})") from None
+
+
+def read_audio(path: str, sample_rate: int) -> np.ndarray:
+    import soundfile as sf
+    try:
+        wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as err:
+        raise DataError(f"{path}: cannot read audio ({err})") from None
+    wave = wave.mean(axis=1)
+    if rate != sample_rate:
+        import torch
+        import torchaudio.functional as AF
+        wave = AF.resample(torch.from_numpy(wave), rate, sample_rate).numpy()
+    return wave
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "sample"
+
+
+FREE_TEXT_KEYS = ("prompt", "run", "image", "audio", "out_dir")
+
+
+def quote_free_text(override: str) -> str:
+    """``prompt=a red circle, left of ...`` -> a quoted Hydra string, so commas and spaces stay text."""
+    key, _, value = override.partition("=")
+    if key in FREE_TEXT_KEYS and value and value[0] not in "'\"":
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"{key}='{escaped}'"
+    return override
+
+
+def generate_from_config(overrides: list[str]) -> list[Path]:
+    cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
+    if not cfg.run:
+        raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
+    from unimodal.pipeline import Pipeline
+
+    pipeline = Pipeline.load(cfg.run)
+    prompt: list[Any] = []
+    if cfg.prompt:
+        prompt.append(str(cfg.prompt))
+    if cfg.image:
+        prompt.append(read_image(cfg.image))
+    if cfg.audio:
+        prompt.append(read_audio(cfg.audio, pipeline.sample_rate))
+    if not prompt:
+        raise UnimodalError('give a prompt: prompt="a red circle", image=<file> or audio=<file>')
+    outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
+    results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
+                                sampling=sampling_from(cfg))
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = slug(str(cfg.prompt) if cfg.prompt else Path(str(cfg.image or cfg.audio)).stem)
+    written: list[Path] = []
+    for index, result in enumerate(results):
+        if result.text:
+            print(f"[{index}] {result.text}")
+        for k, image in enumerate(result.images):
+            from PIL import Image
+            path = out_dir / f"{name}-{index}-{k}.png"
+            scale = max(1, 256 // image.shape[0])  # upscale small images so people can see them
+            Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale),
+                                          Image.NEAREST).save(path)
+            written.append(path)
+        for k, wave in enumerate(result.audio):
+            import soundfile as sf
+            path = out_dir / f"{name}-{index}-{k}.wav"
+            sf.write(path, np.clip(wave, -1, 1), pipeline.sample_rate)
+            written.append(path)
+        if result.truncated:
+            print(f"[{index}] note: a span was cut off")
+    for path in written:
+        print(f"wrote {path}")
+    return written

@@ -1,0 +1,207 @@
+"""Constrained sampling over the shared vocabulary.
+
+One small state machine per sequence decides which ids are allowed at each step: text spans take
+text ids (or the next span's opener / ``<eos>``), a media span takes exactly its plan (an image's
+grid, an audio layout's codebook ranges), then its closer. Every output therefore decodes, whatever
+the sampler draws. The budget check happens before a span opens, so ``max_new_tokens`` never cuts
+a media span: a span that would not fit ends the sequence instead.
+
+Classifier-free guidance runs each prompt beside its unconditional twin (``<bos>`` alone, what
+training saw when the condition was dropped), batched, with a scale per output modality.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import LlamaForCausalLM
+
+from unimodal.sequence import SequenceCodec
+from unimodal.vocab import CLOSERS, OPENERS
+
+MEDIA = ("image", "audio", "video")
+# transformers 5.x renamed `past_key_values` to `cache`; accept either release line.
+_CACHE_ARG = "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+
+
+@dataclass
+class SamplingConfig:
+    """Per-modality sampling knobs; a modality missing from a dict uses the ``default`` entry."""
+
+    temperature: dict[str, float] = field(default_factory=lambda: {"default": 1.0, "text": 0.7})
+    top_k: dict[str, int] = field(default_factory=lambda: {"default": 0})
+    top_p: dict[str, float] = field(default_factory=lambda: {"default": 1.0})
+    cfg_scale: dict[str, float] = field(default_factory=lambda: {"default": 1.0})
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 256
+
+    def get(self, name: str, modality: str) -> float:
+        table = getattr(self, name)
+        return table.get(modality, table.get("default", 1.0 if name != "top_k" else 0))
+
+
+class SpanState:
+    """Where one sequence is in its list of outputs, and what it may emit next."""
+
+    def __init__(self, codec: SequenceCodec, outputs: list[str], budget: int) -> None:
+        self.codec = codec
+        self.vocab = codec.vocab
+        self.outputs = list(outputs)
+        self.budget = budget
+        self.index = 0          # which output we are producing
+        self.position = 0       # position inside the current media span body
+        self.in_span = False
+        self.done = False
+        self.emitted = 0
+        self.plans = {m: codec.span_plan(m) for m in set(outputs) if m in MEDIA}
+
+    @property
+    def modality(self) -> str:
+        if self.done or self.index >= len(self.outputs):
+            return "text"
+        return self.outputs[self.index]
+
+    def _fits(self, index: int) -> bool:
+        """Room for the media spans from ``index`` on (opener + body + closer each) and ``<eos>``."""
+        need = 1 + sum(len(self.plans[m]) + 2 for m in self.outputs[index:] if m in MEDIA)
+        return self.emitted + need <= self.budget
+
+    def allowed(self) -> tuple[int, int] | list[tuple[int, int]]:
+        """Allowed ids as one [low, high) interval or a list of them."""
+        if self.done:
+            return (self.vocab.pad_id, self.vocab.pad_id + 1)
+        if self.index >= len(self.outputs):
+            return (self.vocab.eos_id, self.vocab.eos_id + 1)
+        modality = self.outputs[self.index]
+        if modality in MEDIA:
+            if not self.in_span:
+                token = self.vocab.special(OPENERS[modality]) if self._fits(self.index) else self.vocab.eos_id
+                return (token, token + 1)
+            plan = self.plans[modality]
+            if self.position < len(plan):
+                return (int(plan.low[self.position]), int(plan.high[self.position]))
+            closer = self.vocab.special(CLOSERS[modality])
+            return (closer, closer + 1)
+        # text: text ids, or move on (next span's opener, or <eos> after the last output)
+        nxt = self.outputs[self.index + 1] if self.index + 1 < len(self.outputs) else None
+        if nxt in MEDIA and self._fits(self.index + 1):
+            exit_id, exit_cost = self.vocab.special(OPENERS[nxt]), self._reserve() + 1
+        else:
+            exit_id, exit_cost = self.vocab.eos_id, 1
+        if self.budget - self.emitted <= exit_cost:
+            return (exit_id, exit_id + 1)
+        return [(0, self.vocab.text_size), (exit_id, exit_id + 1)]
+
+    def _reserve(self) -> int:
+        return sum(len(self.plans[m]) + 2 for m in self.outputs[self.index + 1:] if m in MEDIA)
+
+    def advance(self, token: int) -> None:
+        if self.done:
+            return
+        self.emitted += 1
+        if token == self.vocab.eos_id:
+            self.done = True
+            return
+        if self.index >= len(self.outputs):
+            self.done = True
+            return
+        modality = self.outputs[self.index]
+        if modality in MEDIA:
+            if not self.in_span:
+                self.in_span, self.position = True, 0
+            elif self.position < len(self.plans[modality]):
+                self.position += 1
+            else:  # closer
+                self.in_span = False
+                self.index += 1
+            return
+        if token >= self.vocab.text_size:  # text left through the next span's opener
+            self.index += 1
+            self.in_span, self.position = True, 0
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    if top_k and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1, None]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0 < top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return logits
+
+
+@torch.no_grad()
+def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
+                 sampling: SamplingConfig, seed: int = 0) -> list[np.ndarray]:
+    """Generate after each prompt (global ids, ``<bos>`` included). Returns the new ids per prompt."""
+    vocab = codec.vocab
+    device = next(model.parameters()).device
+    batch = len(prompts)
+    states = [SpanState(codec, outputs, sampling.max_new_tokens) for _ in prompts]
+    guided = any(sampling.get("cfg_scale", m) != 1.0 for m in outputs)
+    rows = [np.asarray(p, dtype=np.int64) for p in prompts]
+    if guided:
+        rows += [np.array([vocab.bos_id], dtype=np.int64)] * batch
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):  # left padding keeps every row's next position aligned
+        ids[i, width - len(row):] = torch.from_numpy(row)
+        attention[i, width - len(row):] = 1
+    ids, attention = ids.to(device), attention.to(device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generated: list[list[int]] = [[] for _ in range(batch)]
+    past = None
+    step_input = ids
+    for _ in range(sampling.max_new_tokens):
+        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
+        out = model(input_ids=step_input, attention_mask=attention, position_ids=position_ids,
+                    use_cache=True, **{_CACHE_ARG: past})
+        past = getattr(out, _CACHE_ARG)
+        logits = out.logits[:, -1].float()
+        if guided:
+            cond, uncond = logits[:batch], logits[batch:]
+            scales = torch.tensor([sampling.get("cfg_scale", s.modality) for s in states],
+                                  device=logits.device)[:, None]
+            logits = uncond + scales * (cond - uncond)
+        next_tokens = torch.empty(batch, dtype=torch.long)
+        for row, state in enumerate(states):
+            allowed = state.allowed()
+            spans = [allowed] if isinstance(allowed, tuple) else allowed
+            if len(spans) == 1 and spans[0][1] - spans[0][0] == 1:
+                next_tokens[row] = spans[0][0]
+                continue
+            mask = torch.full((vocab.size,), float("-inf"))
+            for low, high in spans:
+                mask[low:high] = 0.0
+            row_logits = logits[row].cpu() + mask
+            modality = state.modality
+            penalty = sampling.repetition_penalty
+            if modality == "text" and penalty != 1.0 and generated[row]:
+                seen = torch.tensor(sorted(set(generated[row])))
+                values = row_logits[seen]
+                row_logits[seen] = torch.where(values > 0, values / penalty, values * penalty)
+            temperature = sampling.get("temperature", modality)
+            if temperature <= 0:
+                next_tokens[row] = int(row_logits.argmax())
+                continue
+            row_logits = _filter_logits(row_logits / temperature, int(sampling.get("top_k", modality)),
+                                        float(sampling.get("top_p", modality)))
+            probs = row_logits.softmax(-1)
+            next_tokens[row] = int(torch.multinomial(probs, 1, generator=generator))
+        for row, state in enumerate(states):
+            token = int(next_tokens[row])
+            if not state.done:
+                generated[row].append(token)
+            state.advance(token)
+        if all(state.done for state in states):
+            break
+        step = next_tokens if not guided else torch.cat([next_tokens, next_tokens])
+        step_input = step[:, None].to(device)
+        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+    return [np.asarray(g, dtype=np.int64) for g in generated]

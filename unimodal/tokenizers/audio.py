@@ -1,0 +1,314 @@
+"""Audio tokenizer: an EnCodec-style neural codec trained from scratch (mono, 16 kHz by default).
+
+Architecture from the ``encodec`` package: a SEANet convolutional encoder, a residual vector
+quantizer (RVQ) with EMA codebooks initialised by k-means on the first training batch, and a
+SEANet decoder. ``encode`` turns waveforms ``[B, samples]`` into codes ``[B, K, T]`` with
+``T = ceil(samples / hop)`` frames (``hop = prod(ratios)``, 320 samples = 50 Hz by default);
+``decode`` turns them back into ``[B, T * hop]`` samples.
+
+Training (``training_loss``) uses only reconstruction losses: waveform L1, a multi-scale log-mel
+L1 and the quantizer's commitment penalty; there is no adversarial discriminator. Codebooks are
+not trained by gradient: the quantizer updates them by EMA inside its forward pass in train mode.
+
+Note: a fresh tokenizer has all-zero codebooks until its first training forward pass (k-means
+init), so ``encode`` on an untrained tokenizer returns only zeros.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import sys
+import types
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unimodal.tokenizers.base import ModalityTokenizer, register
+
+
+def _import_encodec() -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+    """Return ``(SEANetEncoder, SEANetDecoder, ResidualVectorQuantizer)`` from ``encodec``.
+
+    ``encodec/__init__.py`` imports ``encodec.utils``, which imports ``torchaudio`` (only for
+    audio file I/O and resampling, unused here). When torchaudio's compiled library does not
+    match the installed torch, that import raises ``OSError`` and the whole package fails to
+    import although the submodules we need are plain PyTorch. In that case import the two
+    submodules under a temporary bare parent package that skips ``encodec/__init__.py``.
+    """
+    try:
+        from encodec import modules, quantization
+    except (ImportError, OSError):
+        spec = importlib.util.find_spec("encodec")
+        if spec is None or spec.submodule_search_locations is None:
+            raise
+        had_parent = "encodec" in sys.modules
+        if not had_parent:
+            parent = types.ModuleType("encodec")
+            parent.__path__ = list(spec.submodule_search_locations)
+            sys.modules["encodec"] = parent
+        try:
+            modules = importlib.import_module("encodec.modules")
+            quantization = importlib.import_module("encodec.quantization")
+        finally:
+            if not had_parent:
+                # Leave no half-empty "encodec" behind: a later plain ``import encodec`` should
+                # behave as it would have (the cached submodules are reused by it).
+                del sys.modules["encodec"]
+    return modules.SEANetEncoder, modules.SEANetDecoder, quantization.ResidualVectorQuantizer
+
+
+SEANetEncoder, SEANetDecoder, ResidualVectorQuantizer = _import_encodec()
+
+
+# --- spectral helpers -------------------------------------------------------------------------
+def _hz_to_mel(hz: Tensor) -> Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz(mel: Tensor) -> Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> Tensor:
+    """Triangular HTK-scale mel filters, ``[n_freqs, n_mels]`` (0 Hz .. Nyquist, unnormalised)."""
+    freqs = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
+    top = _hz_to_mel(torch.tensor(sample_rate / 2, dtype=torch.float64))
+    edges = _mel_to_hz(torch.linspace(0.0, float(top), n_mels + 2, dtype=torch.float64))
+    widths = edges[1:] - edges[:-1]
+    dist = edges[None, :] - freqs[:, None]  # [n_freqs, n_mels + 2]
+    rising = -dist[:, :-2] / widths[:-1]
+    falling = dist[:, 2:] / widths[1:]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(torch.float32)
+
+
+class MultiScaleLogMel(nn.Module):
+    """Log-mel magnitude spectrograms at several STFT sizes (hop = n_fft / 4).
+
+    Windows and filterbanks are non-persistent buffers: rebuilt in ``__init__``, never saved.
+    Implemented with ``torch.stft`` rather than ``torchaudio.transforms.MelSpectrogram`` so that
+    it does not depend on torchaudio's compiled extension loading.
+    """
+
+    def __init__(self, sample_rate: int, n_ffts: tuple[int, ...] = (256, 512, 1024), eps: float = 1e-5):
+        super().__init__()
+        self.n_ffts = tuple(n_ffts)
+        self.eps = eps
+        for n_fft in self.n_ffts:
+            n_mels = min(80, n_fft // 8)  # 32 / 64 / 80: no empty low-frequency filters
+            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
+            self.register_buffer(f"fbank_{n_fft}", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate),
+                                 persistent=False)
+
+    def forward(self, waves: Tensor) -> list[Tensor]:
+        """``[B, L]`` -> list of ``[B, n_mels, frames]`` log-mel spectrograms."""
+        out = []
+        for n_fft in self.n_ffts:
+            window = getattr(self, f"window_{n_fft}")
+            spec = torch.stft(waves.float(), n_fft, hop_length=n_fft // 4, window=window, center=True,
+                              pad_mode="constant", return_complex=True).abs()
+            mel = torch.einsum("bft,fm->bmt", spec, getattr(self, f"fbank_{n_fft}"))
+            out.append(torch.log(mel.clamp(min=self.eps)))
+        return out
+
+    def distance(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Mean over scales of the L1 distance between log-mel spectrograms."""
+        pairs = zip(self(pred), self(target), strict=True)
+        return torch.stack([F.l1_loss(p, t) for p, t in pairs]).mean()
+
+
+def si_snr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
+    """Scale-invariant signal-to-noise ratio in dB, per item: ``[B, L]`` x ``[B, L]`` -> ``[B]``."""
+    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
+    reference = reference - reference.mean(dim=-1, keepdim=True)
+    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
+    target = scale * reference
+    noise = estimate - target
+    return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
+
+
+# --- the tokenizer -------------------------------------------------------------------------------
+@register
+class EncodecTokenizer(nn.Module, ModalityTokenizer):
+    """EnCodec-style audio tokenizer: waveforms ``[B, samples]`` <-> codes ``[B, K, T]``."""
+
+    modality = "audio"
+    kind = "encodec"
+
+    def __init__(self, sample_rate: int = 16000, filters: int = 16,
+                 ratios: tuple[int, ...] | list[int] = (8, 5, 4, 2), dimension: int = 64,
+                 n_residual_layers: int = 1, lstm: int = 0, num_codebooks: int = 2,
+                 codebook_size: int = 256, l1_weight: float = 1.0, mel_weight: float = 1.0,
+                 commitment_weight: float = 1.0, quantizer_dropout: bool = False):
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self.filters = int(filters)
+        self.ratios = [int(r) for r in ratios]
+        self.dimension = int(dimension)
+        self.n_residual_layers = int(n_residual_layers)
+        self.lstm = int(lstm)
+        self._num_codebooks = int(num_codebooks)
+        self._codebook_size = int(codebook_size)
+        self.l1_weight = float(l1_weight)
+        self.mel_weight = float(mel_weight)
+        self.commitment_weight = float(commitment_weight)
+        self.quantizer_dropout = bool(quantizer_dropout)
+        self.hop_length = math.prod(self.ratios)
+
+        seanet = dict(channels=1, dimension=self.dimension, n_filters=self.filters,
+                      n_residual_layers=self.n_residual_layers, ratios=list(self.ratios), lstm=self.lstm,
+                      norm="weight_norm", causal=False)
+        with warnings.catch_warnings():
+            # encodec uses the old torch.nn.utils.weight_norm (weight_g / weight_v parameters).
+            warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated", category=FutureWarning)
+            self.encoder = SEANetEncoder(**seanet)
+            self.decoder = SEANetDecoder(**seanet)
+        # Zero the conv biases. With PyTorch's default (uniform) bias init the encoder output is
+        # a large input-independent offset plus a tiny signal (per-frame spread ~1e-3 of it); the
+        # offset drifts by far more than that spread with each optimiser step, so the EMA
+        # codebooks (fitted by k-means to the previous step) collapse to one used code per level.
+        for module in (*self.encoder.modules(), *self.decoder.modules()):
+            if isinstance(module, nn.Conv1d | nn.ConvTranspose1d) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        # EMA codebooks (decay 0.99), k-means init on the first training batch; the buffers
+        # (embed, embed_avg, cluster_size, inited) are all part of state_dict().
+        self.quantizer = ResidualVectorQuantizer(dimension=self.dimension, n_q=self._num_codebooks,
+                                                 bins=self._codebook_size)
+        self.mel = MultiScaleLogMel(self.sample_rate)
+
+    # --- sizes -------------------------------------------------------------------------------
+    @property
+    def codebook_size(self) -> int:
+        return self._codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self._num_codebooks
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second (50.0 by default)."""
+        return self.sample_rate / self.hop_length
+
+    def frames(self, num_samples: int) -> int:
+        """Number of code frames ``T`` for a clip of ``num_samples`` samples."""
+        return math.ceil(num_samples / self.hop_length)
+
+    def num_tokens(self, num_samples: int) -> int:
+        return self.num_codebooks * self.frames(num_samples)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.num_codebooks * self.frame_rate
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second with all codebooks."""
+        return self.tokens_per_second * math.log2(self.codebook_size)
+
+    # --- conversion --------------------------------------------------------------------------
+    def _prepare(self, waves: Tensor) -> Tensor:
+        """``[B, L]`` (or ``[B, 1, L]``) -> ``[B, 1, T * hop]`` on the model's device, zero-padded."""
+        if waves.dim() == 3:
+            if waves.shape[1] != 1:
+                raise ValueError(f"expected mono audio [B, samples], got {tuple(waves.shape)}")
+            waves = waves[:, 0]
+        if waves.dim() != 2:
+            raise ValueError(f"expected waves of shape [B, samples], got {tuple(waves.shape)}")
+        device = next(self.parameters()).device
+        waves = waves.to(device=device, dtype=torch.float32)
+        pad = self.frames(waves.shape[-1]) * self.hop_length - waves.shape[-1]
+        return F.pad(waves, (0, pad)).unsqueeze(1)
+
+    @torch.no_grad()
+    def encode(self, waves: Tensor, num_codebooks: int | None = None) -> Tensor:
+        """Waveforms ``[B, samples]`` in [-1, 1] -> codes ``[B, k, T]`` (int64, in ``[0, codebook_size)``).
+
+        ``num_codebooks`` keeps only the first ``k`` RVQ levels (a lower bitrate; meaningful only
+        for a model trained with ``quantizer_dropout=True``).
+        """
+        k = self.num_codebooks if num_codebooks is None else int(num_codebooks)
+        if not 1 <= k <= self.num_codebooks:
+            raise ValueError(f"num_codebooks must be in [1, {self.num_codebooks}], got {k}")
+        emb = self.encoder(self._prepare(waves))  # [B, D, T]
+        codes = self.quantizer.vq.encode(emb, n_q=k)  # [k, B, T]
+        return codes.transpose(0, 1).contiguous()
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, k, T]`` (any ``k <= num_codebooks``) -> waveforms ``[B, T * hop]``."""
+        if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_codebooks:
+            raise ValueError(f"expected codes [B, k<={self.num_codebooks}, T], got {tuple(codes.shape)}")
+        device = next(self.parameters()).device
+        emb = self.quantizer.decode(codes.to(device=device, dtype=torch.long).transpose(0, 1))
+        out = self.decoder(emb)[:, 0]
+        return out[:, : codes.shape[-1] * self.hop_length]
+
+    # --- training ----------------------------------------------------------------------------
+    def forward(self, waves: Tensor, n_q: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Full pass with a differentiable (straight-through) quantizer.
+
+        Returns ``(reconstruction [B, T * hop], codes [B, n_q, T], commitment penalty)``. In train
+        mode this updates the EMA codebooks (and k-means-initialises them on first use).
+        """
+        x = self._prepare(waves)
+        emb = self.encoder(x)
+        n_q = self.num_codebooks if n_q is None else n_q
+        # The encodec API takes a *bandwidth* in kbps, and its ``sample_rate`` argument is really the
+        # frame rate; bandwidth = n_q * log2(bins) * frame_rate / 1000. The +0.5 guards the floor().
+        bandwidth = (n_q + 0.5) * self.quantizer.get_bandwidth_per_quantizer(self.frame_rate)
+        result = self.quantizer(emb, self.frame_rate, bandwidth)
+        recon = self.decoder(result.quantized)[:, 0, : x.shape[-1]]
+        return recon, result.codes.transpose(0, 1), result.penalty
+
+    def training_loss(self, waves: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Weighted waveform L1 + multi-scale log-mel L1 + commitment loss on a batch ``[B, samples]``."""
+        n_q = self.num_codebooks
+        if self.quantizer_dropout and self.training:
+            n_q = int(torch.randint(1, self.num_codebooks + 1, ()).item())
+        recon, _, commit = self(waves, n_q=n_q)
+        target = self._prepare(waves)[:, 0]
+        l1 = F.l1_loss(recon, target)
+        mel = self.mel.distance(recon, target)
+        commit = commit.reshape(())
+        loss = self.l1_weight * l1 + self.mel_weight * mel + self.commitment_weight * commit
+        logs = {"loss": float(loss.detach()), "l1": float(l1.detach()), "mel": float(mel.detach()),
+                "commit": float(commit.detach()), "n_q": float(n_q)}
+        return loss, logs
+
+    @torch.no_grad()
+    def measure(self, waves: Tensor) -> dict[str, float]:
+        """Quality on held-out audio ``[B, samples]`` through the real encode -> decode path."""
+        codes = self.encode(waves)
+        target = self._prepare(waves)[:, 0, : waves.shape[-1]]
+        recon = self.decode(codes)[:, : waves.shape[-1]]
+        usage = [codes[:, k].unique().numel() / self.codebook_size for k in range(self.num_codebooks)]
+        return {
+            "si_snr": float(si_snr(recon, target).mean()),
+            "mel_distance": float(self.mel.distance(recon, target)),
+            "codebook_usage": float(sum(usage) / len(usage)),
+            "tokens_per_second": float(self.tokens_per_second),
+            "bitrate": float(self.bitrate),
+        }
+
+    # --- persistence -------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate, "filters": self.filters, "ratios": list(self.ratios),
+            "dimension": self.dimension, "n_residual_layers": self.n_residual_layers, "lstm": self.lstm,
+            "num_codebooks": self.num_codebooks, "codebook_size": self.codebook_size,
+            "l1_weight": self.l1_weight, "mel_weight": self.mel_weight,
+            "commitment_weight": self.commitment_weight, "quantizer_dropout": self.quantizer_dropout,
+        }
+
+    def state_dict_for_save(self) -> dict[str, Tensor]:
+        # Parameters (weight_norm's weight_g / weight_v, biases) plus the quantizer's buffers
+        # (embed, embed_avg, cluster_size, inited). The mel windows / filterbanks are non-persistent.
+        return self.state_dict()
+
+    def load_weights(self, state: dict[str, Tensor]) -> None:
+        self.load_state_dict(state, strict=True)

@@ -1,0 +1,172 @@
+"""The contract every modality tokenizer follows (text, image, audio, video).
+
+A tokenizer turns media into *local* integer codes and back. Local codes live in
+``[0, codebook_size)`` for each of ``num_codebooks`` codebooks; the shared
+:class:`unimodal.vocab.Vocabulary` maps them to global ids.
+
+Every tokenizer round-trips through a folder: ``config.json`` (its constructor
+arguments plus ``kind``), ``model.safetensors`` (weights; never pickle) and ``card.md``
+(measured metrics). ``fingerprint`` hashes the config and the weights so that a
+language model checkpoint or a token shard can refuse a tokenizer it was not built with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.md"
+METRICS_FILE = "metrics.json"
+
+
+class TokenizerLoadError(RuntimeError):
+    """A tokenizer folder is missing, incomplete, or of another kind."""
+
+
+def hash_json(obj: Any) -> str:
+    """Stable short hash of a JSON-serialisable object (sorted keys)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def hash_state_dict(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+class ModalityTokenizer(ABC):
+    """Media <-> local codes.
+
+    Shapes of ``encode`` output (LongTensor of local codes):
+      text ``list[list[int]]`` (variable length), image ``[B, h, w]`` (or ``[B, n]`` for 1-D
+      tokenizers), audio ``[B, K, T]``, video ``[B, t, h, w]``.
+    """
+
+    modality: ClassVar[str]
+    kind: ClassVar[str]
+
+    # --- sizes -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """Number of distinct codes in each codebook."""
+
+    @property
+    def num_codebooks(self) -> int:
+        return 1
+
+    @abstractmethod
+    def num_tokens(self, *args: Any, **kwargs: Any) -> int:
+        """How many local codes one sample of the given size takes."""
+
+    # --- conversion --------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, batch: Any) -> Any:
+        """Media -> local codes."""
+
+    @abstractmethod
+    def decode(self, codes: Any) -> Any:
+        """Local codes -> media (the inverse of ``encode``)."""
+
+    # --- persistence -------------------------------------------------------------------
+    @abstractmethod
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-serialisable."""
+
+    @abstractmethod
+    def state_dict_for_save(self) -> dict[str, torch.Tensor]:
+        """Weights to store in safetensors (may be empty)."""
+
+    @abstractmethod
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``state_dict_for_save``."""
+
+    def save_extra(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Tokenizers with non-tensor state (e.g. BPE merges) write it here."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], directory: Path | None = None) -> ModalityTokenizer:
+        return cls(**config)
+
+    @property
+    def fingerprint(self) -> str:
+        return hash_json({"kind": self.kind, "config": self.get_config(),
+                          "weights": hash_state_dict(self.state_dict_for_save()),
+                          "extra": self.extra_fingerprint()})
+
+    def extra_fingerprint(self) -> str:
+        return ""
+
+    def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"kind": self.kind, "modality": self.modality, "config": self.get_config()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict_for_save().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        self.save_extra(directory)
+        config["fingerprint"] = self.fingerprint
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        metrics = dict(metrics or {})
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        (directory / CARD_FILE).write_text(render_card(self, metrics))
+        return directory
+
+
+def render_card(tokenizer: ModalityTokenizer, metrics: dict[str, Any]) -> str:
+    lines = [f"# {tokenizer.modality} tokenizer: {tokenizer.kind}", "",
+             f"- fingerprint: `{tokenizer.fingerprint}`",
+             f"- codebooks: {tokenizer.num_codebooks} x {tokenizer.codebook_size} codes", "",
+             "## Config", "", "```json", json.dumps(tokenizer.get_config(), indent=2, sort_keys=True),
+             "```", "", "## Measured", ""]
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        for key, value in sorted(metrics.items()):
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"| {key} | {shown} |")
+    else:
+        lines.append("(nothing measured yet)")
+    return "\n".join(lines) + "\n"
+
+
+_REGISTRY: dict[str, type[ModalityTokenizer]] = {}
+
+
+def register(cls: type[ModalityTokenizer]) -> type[ModalityTokenizer]:
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def load_tokenizer(directory: str | Path) -> ModalityTokenizer:
+    """Load any saved tokenizer from its folder; the kind comes from config.json."""
+    import unimodal.tokenizers  # noqa: F401 - registers every kind
+
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise TokenizerLoadError(f"{config_path}: no tokenizer config here (was the tokenizer trained?)")
+    try:
+        saved = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise TokenizerLoadError(f"{config_path}: not valid JSON ({err})") from err
+    kind = saved.get("kind")
+    if kind not in _REGISTRY:
+        raise TokenizerLoadError(f"{config_path}: unknown tokenizer kind {kind!r}; known: {sorted(_REGISTRY)}")
+    tokenizer = _REGISTRY[kind].from_config(saved["config"], directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise TokenizerLoadError(f"{weights}: weights file missing")
+    tokenizer.load_weights(load_file(str(weights)))
+    return tokenizer
