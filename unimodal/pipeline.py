@@ -53,6 +53,9 @@ class Pipeline:
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> Pipeline:
         from transformers import LlamaForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         run_dir = Path(run_dir)
         info_path = run_dir / RUN_FILE

@@ -262,8 +262,33 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         # frame rate; bandwidth = n_q * log2(bins) * frame_rate / 1000. The +0.5 guards the floor().
         bandwidth = (n_q + 0.5) * self.quantizer.get_bandwidth_per_quantizer(self.frame_rate)
         result = self.quantizer(emb, self.frame_rate, bandwidth)
+        if self.training:
+            self._revive_dead_codes(emb.detach(), n_q)
         recon = self.decoder(result.quantized)[:, 0, : x.shape[-1]]
         return recon, result.codes.transpose(0, 1), result.penalty
+
+    @torch.no_grad()
+    def _revive_dead_codes(self, emb: Tensor, n_q: int) -> None:
+        """Re-seed codes whose EMA usage fell below the quantizer's dead-code threshold.
+
+        encodec's own ``expire_codes_`` is a no-op in practice: it overwrites ``embed`` but the
+        EMA step right after recomputes ``embed = embed_avg / cluster_size`` from the untouched
+        statistics. Here the statistics are reset too, to random vectors of the current batch's
+        residual at that level, so the new codes survive the next EMA update.
+        """
+        residual = emb
+        for layer in self.quantizer.vq.layers[:n_q]:
+            book = layer._codebook
+            threshold = float(book.threshold_ema_dead_code)
+            dead = book.cluster_size < threshold
+            num_dead = int(dead.sum())
+            if num_dead:
+                vectors = layer.project_in(residual.transpose(1, 2)).reshape(-1, book.embed.shape[1])
+                picks = vectors[torch.randint(0, vectors.shape[0], (num_dead,), device=vectors.device)]
+                book.embed[dead] = picks
+                book.embed_avg[dead] = picks * threshold
+                book.cluster_size[dead] = threshold
+            residual = residual - layer.decode(layer.encode(residual))
 
     def training_loss(self, waves: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Weighted waveform L1 + multi-scale log-mel L1 + commitment loss on a batch ``[B, samples]``."""

@@ -14,21 +14,27 @@ from unimodal.sequence import MODALITY_CODES
 _NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
 
 
-def masked_lm_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor,
+def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None,
                    modality: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Next-token loss on positions where ``loss_mask`` marks the *target* token."""
-    targets = ids[:, 1:]
+    """Next-token loss on positions where ``loss_mask`` marks the *target* token.
+
+    The output projection runs only on those positions: on a CPU the full ``[B, L, V]`` logits
+    cost more memory traffic than the rest of the step.
+    """
+    hidden = model.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
-    per_token = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), reduction="none")
-    per_token = per_token.view_as(targets)
-    loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+    logits = model.lm_head(hidden[:, :-1][mask])
+    per_token = F.cross_entropy(logits.float(), ids[:, 1:][mask], reduction="none")
+    loss = per_token.mean() if per_token.numel() else hidden.sum() * 0.0
     parts: dict[str, float] = {}
     if modality is not None:
-        target_modality = modality[:, 1:]
+        target_modality = modality[:, 1:][mask]
+        detached = per_token.detach()
         for code, name in _NAME_OF.items():
-            selected = mask & (target_modality == code)
+            selected = target_modality == code
             if selected.any():
-                parts[name] = float(per_token[selected].mean())
+                parts[name] = float(detached[selected].mean())
     return loss, parts
 
 
@@ -38,12 +44,9 @@ class LMModule(L.LightningModule):
         self.model = model
         self.train_cfg = train_cfg
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).logits
-
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        logits = self(batch["ids"], batch["attention_mask"])
-        loss, parts = masked_lm_loss(logits, batch["ids"], batch["loss_mask"], batch["modality"])
+        loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch["attention_mask"],
+                                     batch["modality"])
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")
@@ -66,7 +69,7 @@ class LMModule(L.LightningModule):
                 (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=cfg.lr, betas=(0.9, 0.95))
+                                      lr=cfg.lr, betas=(0.9, 0.95), fused=True)
         warmup, total, floor = max(1, cfg.warmup_steps), max(2, cfg.max_steps), cfg.min_lr_ratio
 
         def schedule(step: int) -> float:

@@ -19,6 +19,7 @@ from unimodal.model.lm import build_lm, count_parameters
 from unimodal.sequence import SequenceCodec
 from unimodal.training.lm_data import TaskDataset, collate
 from unimodal.training.lm_module import LMModule
+from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
 
 
@@ -44,6 +45,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     print(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "
           f"{vocab.size} ids, tasks {tasks}", flush=True)
     module = LMModule(model, cfg.lm)
+    quiet_lightning()
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                                  every_n_train_steps=int(cfg.lm.checkpoint_every_steps))

@@ -147,8 +147,6 @@ def train(cfg: DictConfig) -> Path | None:
     torch.manual_seed(cfg.seed)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    logging.getLogger("lightning").setLevel(logging.WARNING)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     world = make_world(cfg.data)
     media = list(cfg.modality.media)
     train_scenes = world.dataset(int(cfg.data.num_train), seed=int(cfg.data.seed), split="train")

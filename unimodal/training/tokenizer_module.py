@@ -6,12 +6,23 @@ A trainable tokenizer is a plain ``nn.Module`` with ``training_loss(batch) -> (l
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up banners (accelerator summary, tips) out of the user's console."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
 
 
 class RandomBatches(Dataset):
@@ -46,7 +57,7 @@ class TokenizerModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.tokenizer.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0, betas=(0.9, 0.99), fused=True)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=self.steps + 1,
                                                         pct_start=0.05, anneal_strategy="cos")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -60,6 +71,7 @@ def fit_tokenizer(tokenizer: torch.nn.Module, train: torch.Tensor, held_out: tor
     dataset = RandomBatches(train, steps * int(budget.batch_size), seed=seed)
     loader = DataLoader(dataset, batch_size=int(budget.batch_size), shuffle=False, drop_last=True)
     module = TokenizerModule(tokenizer, float(budget.lr), steps)
+    quiet_lightning()
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(budget.max_minutes)},
                         enable_progress_bar=progress, enable_model_summary=False, logger=False,
                         enable_checkpointing=False, num_sanity_val_steps=0, **trainer_kwargs)
