@@ -47,7 +47,7 @@ class TextTokenizerConfig:
 class ImageTokenizerConfig:
     kind: str = "grid2d"
     image_size: int = 32
-    block_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    block_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
     layers_per_block: int = 1
     latent_dim: int = 4
     norm_groups: int = 8
@@ -65,11 +65,11 @@ class AudioTokenizerConfig:
     filters: int = 16
     ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
     dimension: int = 64
-    n_residual_layers: int = 1
+    n_residual_layers: int = 0
     lstm: int = 0
     num_codebooks: int = 2
     codebook_size: int = 256
-    l1_weight: float = 1.0
+    l1_weight: float = 0.1
     mel_weight: float = 1.0
     commitment_weight: float = 1.0
     quantizer_dropout: bool = False
@@ -104,8 +104,8 @@ class StageConfig:
 
 @dataclass
 class LMTrainConfig:
-    max_steps: int = 3000
-    max_minutes: float = 10.0
+    max_steps: int = 700
+    max_minutes: float = 10.5
     batch_size: int = 32
     lr: float = 1e-3
     min_lr_ratio: float = 0.1

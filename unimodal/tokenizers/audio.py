@@ -6,9 +6,10 @@ SEANet decoder. ``encode`` turns waveforms ``[B, samples]`` into codes ``[B, K, 
 ``T = ceil(samples / hop)`` frames (``hop = prod(ratios)``, 320 samples = 50 Hz by default);
 ``decode`` turns them back into ``[B, T * hop]`` samples.
 
-Training (``training_loss``) uses only reconstruction losses: waveform L1, a multi-scale log-mel
-L1 and the quantizer's commitment penalty; there is no adversarial discriminator. Codebooks are
-not trained by gradient: the quantizer updates them by EMA inside its forward pass in train mode.
+Training (``training_loss``) uses only reconstruction losses: waveform L1, a multi-scale mel loss
+(log-mel L1 + spectral convergence) and the quantizer's commitment penalty; there is no
+adversarial discriminator. Codebooks are not trained by gradient: the quantizer updates them by
+EMA inside its forward pass in train mode (k-means init on the first batch; dead codes re-seeded).
 
 Note: a fresh tokenizer has all-zero codebooks until its first training forward pass (k-means
 init), so ``encode`` on an untrained tokenizer returns only zeros.
@@ -87,17 +88,23 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> Tensor:
 
 
 class MultiScaleLogMel(nn.Module):
-    """Log-mel magnitude spectrograms at several STFT sizes (hop = n_fft / 4).
+    """Mel magnitude spectrograms at several STFT sizes (hop = n_fft / 4), and distances on them.
 
-    Windows and filterbanks are non-persistent buffers: rebuilt in ``__init__``, never saved.
-    Implemented with ``torch.stft`` rather than ``torchaudio.transforms.MelSpectrogram`` so that
-    it does not depend on torchaudio's compiled extension loading.
+    STFT magnitudes are divided by the window sum, so a full-scale sine peaks near 0.5 at every
+    scale. Windows and filterbanks are non-persistent buffers: rebuilt in ``__init__``, never
+    saved. Implemented with ``torch.stft`` rather than ``torchaudio.transforms.MelSpectrogram``
+    so that it does not depend on torchaudio's compiled extension loading.
+
+    ``floor`` is added before the log. It is high on purpose (-40 dB re a full-scale sine): with
+    a tiny floor the log-mel L1 on clean synthetic audio is dominated by near-empty bins and
+    silences (off segments, the gaps between harmonics), where any decoder noise costs more than
+    missing the tone itself, and training collapses to near-silent output.
     """
 
-    def __init__(self, sample_rate: int, n_ffts: tuple[int, ...] = (256, 512, 1024), eps: float = 1e-5):
+    def __init__(self, sample_rate: int, n_ffts: tuple[int, ...] = (256, 512, 1024), floor: float = 1e-2):
         super().__init__()
         self.n_ffts = tuple(n_ffts)
-        self.eps = eps
+        self.floor = floor
         for n_fft in self.n_ffts:
             n_mels = min(80, n_fft // 8)  # 32 / 64 / 80: no empty low-frequency filters
             self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
@@ -105,20 +112,32 @@ class MultiScaleLogMel(nn.Module):
                                  persistent=False)
 
     def forward(self, waves: Tensor) -> list[Tensor]:
-        """``[B, L]`` -> list of ``[B, n_mels, frames]`` log-mel spectrograms."""
+        """``[B, L]`` -> list of ``[B, n_mels, frames]`` mel magnitude spectrograms (linear)."""
         out = []
         for n_fft in self.n_ffts:
             window = getattr(self, f"window_{n_fft}")
             spec = torch.stft(waves.float(), n_fft, hop_length=n_fft // 4, window=window, center=True,
-                              pad_mode="constant", return_complex=True).abs()
-            mel = torch.einsum("bft,fm->bmt", spec, getattr(self, f"fbank_{n_fft}"))
-            out.append(torch.log(mel.clamp(min=self.eps)))
+                              pad_mode="constant", return_complex=True).abs() / window.sum()
+            out.append(torch.einsum("bft,fm->bmt", spec, getattr(self, f"fbank_{n_fft}")))
         return out
 
     def distance(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Mean over scales of the L1 distance between log-mel spectrograms."""
+        """Mean over scales of the L1 distance between log(mel + floor) spectrograms."""
         pairs = zip(self(pred), self(target), strict=True)
-        return torch.stack([F.l1_loss(p, t) for p, t in pairs]).mean()
+        return torch.stack([F.l1_loss(torch.log(p + self.floor), torch.log(t + self.floor))
+                            for p, t in pairs]).mean()
+
+    def losses(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log-mel L1, spectral convergence)``, each averaged over scales.
+
+        Spectral convergence ``||S_t - S_p|| / ||S_t||`` on linear mel magnitudes is dominated by
+        the loud bins and so rewards producing the right partials at the right level.
+        """
+        log_l1, convergence = [], []
+        for p, t in zip(self(pred), self(target), strict=True):
+            log_l1.append(F.l1_loss(torch.log(p + self.floor), torch.log(t + self.floor)))
+            convergence.append(torch.linalg.vector_norm(p - t) / torch.linalg.vector_norm(t).clamp(min=1e-6))
+        return torch.stack(log_l1).mean(), torch.stack(convergence).mean()
 
 
 def si_snr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
@@ -167,18 +186,40 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated", category=FutureWarning)
             self.encoder = SEANetEncoder(**seanet)
             self.decoder = SEANetDecoder(**seanet)
-        # Zero the conv biases. With PyTorch's default (uniform) bias init the encoder output is
-        # a large input-independent offset plus a tiny signal (per-frame spread ~1e-3 of it); the
-        # offset drifts by far more than that spread with each optimiser step, so the EMA
-        # codebooks (fitted by k-means to the previous step) collapse to one used code per level.
-        for module in (*self.encoder.modules(), *self.decoder.modules()):
-            if isinstance(module, nn.Conv1d | nn.ConvTranspose1d) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        self._init_conv_weights()
         # EMA codebooks (decay 0.99), k-means init on the first training batch; the buffers
         # (embed, embed_avg, cluster_size, inited) are all part of state_dict().
         self.quantizer = ResidualVectorQuantizer(dimension=self.dimension, n_q=self._num_codebooks,
                                                  bins=self._codebook_size)
         self.mel = MultiScaleLogMel(self.sample_rate)
+
+    @torch.no_grad()
+    def _init_conv_weights(self) -> None:
+        """Variance-preserving conv init (N(0, 1/fan_in)) with zero biases.
+
+        PyTorch's default conv init shrinks the signal ~3x in variance per layer and adds random
+        biases, so at init the encoder output is an input-independent offset with a per-frame
+        spread ~1e-3 of it and the decoder output is ~1e-5 RMS. The offset then drifts by more
+        than that spread at every optimiser step, and the EMA codebooks (k-means-fitted to the
+        previous step) collapse to a single used code per level.
+        """
+        for module in (*self.encoder.modules(), *self.decoder.modules()):
+            if not isinstance(module, nn.Conv1d | nn.ConvTranspose1d):
+                continue
+            kernel = module.kernel_size[0]
+            if isinstance(module, nn.ConvTranspose1d):  # each output sample sees kernel / stride taps
+                fan_in = module.in_channels * kernel / module.stride[0]
+            else:
+                fan_in = module.in_channels // module.groups * kernel
+            std = 1.0 / math.sqrt(fan_in)
+            if hasattr(module, "weight_v"):  # old-style weight_norm: weight = g * v / ||v||
+                module.weight_v.normal_(0.0, std)
+                dims = list(range(1, module.weight_v.dim()))
+                module.weight_g.copy_(module.weight_v.norm(dim=dims, keepdim=True))
+            else:
+                module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
 
     # --- sizes -------------------------------------------------------------------------------
     @property
@@ -291,18 +332,24 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             residual = residual - layer.decode(layer.encode(residual))
 
     def training_loss(self, waves: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Weighted waveform L1 + multi-scale log-mel L1 + commitment loss on a batch ``[B, samples]``."""
+        """Loss on a batch ``[B, samples]`` and its parts as floats (for logging).
+
+        ``l1_weight * |wave error| + mel_weight * (log-mel L1 + spectral convergence)
+        + commitment_weight * commitment``, the last being encodec's penalty: the MSE between
+        the encoder output and its quantized value, averaged over the RVQ levels used.
+        """
         n_q = self.num_codebooks
         if self.quantizer_dropout and self.training:
             n_q = int(torch.randint(1, self.num_codebooks + 1, ()).item())
         recon, _, commit = self(waves, n_q=n_q)
         target = self._prepare(waves)[:, 0]
         l1 = F.l1_loss(recon, target)
-        mel = self.mel.distance(recon, target)
+        mel, convergence = self.mel.losses(recon, target)
         commit = commit.reshape(())
-        loss = self.l1_weight * l1 + self.mel_weight * mel + self.commitment_weight * commit
+        loss = self.l1_weight * l1 + self.mel_weight * (mel + convergence) + self.commitment_weight * commit
         logs = {"loss": float(loss.detach()), "l1": float(l1.detach()), "mel": float(mel.detach()),
-                "commit": float(commit.detach()), "n_q": float(n_q)}
+                "spectral_convergence": float(convergence.detach()), "commit": float(commit.detach()),
+                "n_q": float(n_q)}
         return loss, logs
 
     @torch.no_grad()
