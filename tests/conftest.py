@@ -25,3 +25,18 @@ def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     run_dir = train(compose(smoke_overrides(root, f"run_dir={root}/run")))
     return root, run_dir
+
+
+def copy_with_retrained_tokenizer(run_dir, target, modality: str):
+    """A copy of ``run_dir`` whose ``modality`` tokenizer has other weights (as if retrained)."""
+    import shutil
+
+    from unimodal.tokenizers.base import load_tokenizer
+
+    shutil.copytree(run_dir, target)
+    tokenizer = load_tokenizer(target / "tokenizers" / modality)
+    with torch.no_grad():
+        for param in tokenizer.parameters():
+            param.mul_(1.5).add_(0.01)
+    tokenizer.save(target / "tokenizers" / modality)
+    return target

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import copy_with_retrained_tokenizer
 from unimodal.config import compose
 from unimodal.errors import ConfigError
 
@@ -40,17 +41,7 @@ def test_prompt_longer_than_context(smoke_run):
 
 
 def test_checkpoint_with_other_tokenizers_is_one_line(smoke_run, tmp_path):
-    import shutil
-
-    from unimodal.tokenizers.base import load_tokenizer
-
-    _, run_dir = smoke_run
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    audio = load_tokenizer(copy / "tokenizers" / "audio")
-    for param in audio.parameters():
-        param.data.mul_(1.5)
-    audio.save(copy / "tokenizers" / "audio")
+    copy = copy_with_retrained_tokenizer(smoke_run[1], tmp_path / "run", "audio")
     result = run_script("scripts/generate.py", f"run={copy}", "prompt=a red circle")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "fingerprint" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import smoke_overrides
+from tests.conftest import copy_with_retrained_tokenizer, smoke_overrides
 from unimodal.config import compose
 from unimodal.errors import UnimodalError, VocabularyMismatch
 from unimodal.model.generate import SamplingConfig
@@ -86,14 +86,7 @@ def test_resume_continues_from_last_checkpoint(smoke_run, capsys):
 
 def test_checkpoint_with_other_tokenizers_is_refused(smoke_run, tmp_path):
     import unimodal
-    from unimodal.tokenizers.base import load_tokenizer
 
-    _, run_dir = smoke_run
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    image = load_tokenizer(copy / "tokenizers" / "image")
-    for param in image.parameters():
-        param.data.add_(0.01)
-    image.save(copy / "tokenizers" / "image")
+    copy = copy_with_retrained_tokenizer(smoke_run[1], tmp_path / "run", "image")
     with pytest.raises(VocabularyMismatch, match="fingerprint"):
         unimodal.load(copy)

@@ -33,6 +33,7 @@ class ModalityConfig:
     name: str = "image+audio"
     media: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)   # per task, same order; empty = uniform
 
 
 @dataclass
@@ -49,10 +50,10 @@ class ImageTokenizerConfig:
     image_size: int = 32
     block_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
     layers_per_block: int = 1
-    latent_dim: int = 4
+    latent_dim: int = 3
     norm_groups: int = 8
     mid_attention: bool = False
-    quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "fsq", "levels": [8, 5, 5, 5]})
+    quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "fsq", "levels": [4, 4, 4]})
     l1_weight: float = 1.0
     l2_weight: float = 1.0
     train: TrainBudget = field(default_factory=TrainBudget)
@@ -188,6 +189,9 @@ def validate(cfg: DictConfig) -> DictConfig:
         if task != "text" and (len(parts) != 2 or any(p not in ("text", *merged.modality.media) for p in parts)):
             raise ConfigError(f"modality.tasks: bad task {task!r}; write 'source->target' over "
                               f"text and {list(merged.modality.media)}")
+    if merged.modality.weights and len(merged.modality.weights) != len(merged.modality.tasks):
+        raise ConfigError(f"modality.weights has {len(merged.modality.weights)} entries for "
+                          f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
     if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
         raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
     return merged

@@ -12,13 +12,19 @@ from unimodal.sequence import SequenceCodec
 
 
 class TaskDataset(Dataset):
-    """Every (sample, task) pair once per epoch; the condition is dropped with ``cond_drop_prob``."""
+    """Each sample ``len(tasks)`` times per epoch, each time with a task drawn by ``weights`` (uniform:
+    every task once); the condition is dropped with ``cond_drop_prob``."""
 
     def __init__(self, tokens: TokenizedSet, codec: SequenceCodec, tasks: list[str],
-                 context_length: int, cond_drop_prob: float = 0.0, seed: int = 0) -> None:
+                 context_length: int, cond_drop_prob: float = 0.0, seed: int = 0,
+                 weights: list[float] | None = None) -> None:
         self.tokens = tokens
         self.codec = codec
         self.tasks = list(tasks)
+        probs = np.asarray(weights if weights else [1.0] * len(self.tasks), dtype=np.float64)
+        if len(probs) != len(self.tasks) or (probs < 0).any() or probs.sum() <= 0:
+            raise ValueError(f"task weights {list(probs)} do not fit tasks {self.tasks}")
+        self.probs = None if weights is None or np.allclose(probs, probs[0]) else probs / probs.sum()
         self.context_length = context_length
         self.cond_drop_prob = cond_drop_prob
         self.seed = seed
@@ -30,6 +36,8 @@ class TaskDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample, task_index = divmod(index, len(self.tasks))
         rng = np.random.default_rng((self.seed, self.epoch, index))
+        if self.probs is not None:
+            task_index = int(rng.choice(len(self.tasks), p=self.probs))
         segments = task_segments(self.tokens.payloads(sample), self.tasks[task_index],
                                  drop_condition=draw_drop(rng, self.cond_drop_prob))
         encoded = self.codec.encode(segments)

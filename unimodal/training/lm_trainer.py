@@ -35,7 +35,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
-    train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
+    weights = list(cfg.modality.weights) or None
+    train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed),
+                            weights)
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
     pad = partial(collate, pad_id=vocab.pad_id)
     train_loader = DataLoader(train_set, batch_size=int(cfg.lm.batch_size), shuffle=True, drop_last=True,
