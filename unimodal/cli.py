@@ -29,7 +29,7 @@ def run_cli(main: Callable[[list[str]], Any], usage: str, argv: list[str] | None
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is kept; run the same command again to resume",
-              file=sys.stderr)
+        print("interrupted: the last checkpoint is kept; rerun with run_dir=<the run folder printed above> "
+              "to resume", file=sys.stderr)
         return 130
     return 0

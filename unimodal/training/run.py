@@ -160,6 +160,7 @@ def train(cfg: DictConfig) -> Path | None:
     vocab = build_vocab(tokenizers)
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
     shapes = media_shapes(tokenizers, cfg.data)
     info = {
         "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
