@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from datetime import datetime
@@ -20,7 +19,6 @@ from unimodal.errors import ConfigError, UnimodalError
 from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer
 from unimodal.vocab import Vocabulary
 
-log = logging.getLogger("unimodal")
 TOKENIZER_SAMPLES = 4000   # cap on the scenes a media tokenizer trains on
 RUN_FILE = "run.json"
 
