@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unimodal.errors import ConfigError
@@ -21,11 +21,22 @@ KNOWN_MEDIA = ("image", "audio", "video")
 
 
 @dataclass
+class AdversarialConfig:
+    """Optional PatchGAN loss for image tokenizers (unimodal/tokenizers/losses.py); weight 0 = off."""
+    weight: float = 0.0
+    start_step: int = 200      # no generator GAN term (and no discriminator update) before this step
+    ramp_steps: int = 0        # then the generator term grows linearly to `weight` over this many steps
+    channels: int = 32
+    layers: int = 2
+
+
+@dataclass
 class TrainBudget:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
     max_minutes: float = 5.0
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
 @dataclass
@@ -48,14 +59,23 @@ class TextTokenizerConfig:
 class ImageTokenizerConfig:
     kind: str = "grid2d"
     image_size: int = 32
+    channels: int = II("data.channels")   # what the data holds (1 grey, 3 RGB), unless a config sets it
     block_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
     layers_per_block: int = 1
     latent_dim: int = 3
     norm_groups: int = 8
     mid_attention: bool = False
-    quantizer: dict[str, Any] = field(default_factory=lambda: {"kind": "fsq", "levels": [4, 4, 4]})
+    # Empty: OmegaConf merges a config's dict into the default's keys (fsq `levels` would reach vq).
+    quantizer: dict[str, Any] = field(default_factory=dict)
     l1_weight: float = 1.0
     l2_weight: float = 1.0
+    # Keys of one kind only (each kind takes those its constructor names: tokenizers.constructor_options).
+    num_queries: int = 64        # qformer-1d: tokens per image
+    query_width: int = 32        # qformer-1d: transformer width
+    query_layers: int = 1        # qformer-1d: layers reading patches into queries (and writing back)
+    query_heads: int = 2         # qformer-1d
+    path: str | None = None      # pretrained: diffusers VQModel folder or hub id
+    subfolder: str | None = None  # pretrained
     train: TrainBudget = field(default_factory=TrainBudget)
 
 
@@ -105,8 +125,8 @@ class StageConfig:
 
 @dataclass
 class LMTrainConfig:
-    max_steps: int = 700
-    max_minutes: float = 10.5
+    max_steps: int = 1300
+    max_minutes: float = 11.0
     batch_size: int = 32
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -120,16 +140,25 @@ class LMTrainConfig:
 
 @dataclass
 class DataConfig:
+    """Every source's keys (conf/data/*.yaml); a source ignores the keys of the others."""
     name: str = "synthetic"
-    num_train: int = 6000
+    num_train: int = 6000       # caps on each split (a source may hold fewer)
     num_val: int = 200
+    num_test: int = 500
     seed: int = 0
     image_size: int = 32
+    channels: int = 3           # 1 = grey, 3 = RGB; images are converted to it and the image tokenizer takes it
+    # synthetic world
     sample_rate: int = 16000
     audio_seconds: float = 0.8
     max_objects: int = 3
     single_object_prob: float = 0.5
     held_out: list[list[str]] = field(default_factory=list)
+    # real images
+    root: str | None = None     # fashion_mnist, clipart: the installed package's folder
+    path: str | None = None     # folder: the image folder with metadata.jsonl
+    limit: int | None = None    # clipart, folder: read at most this many files
+    cache_dir: str | None = None   # clipart: where the renders are cached
 
 
 @dataclass

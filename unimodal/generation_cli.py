@@ -93,8 +93,9 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
             from PIL import Image
             path = out_dir / f"{name}-{index}-{k}.png"
             scale = max(1, 256 // image.shape[0])  # upscale small images so people can see them
-            Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale),
-                                          Image.NEAREST).save(path)
+            pixels = image[..., 0] if image.shape[-1] == 1 else image   # grey images come as [H, W, 1]
+            Image.fromarray(pixels).resize((image.shape[1] * scale, image.shape[0] * scale),
+                                           Image.NEAREST).save(path)
             written.append(path)
         for k, wave in enumerate(result.audio):
             import soundfile as sf

@@ -102,8 +102,10 @@ class Pipeline:
             return [Segment("text", self.tokenizers["text"].encode(prompt)[0])]
         array = np.asarray(prompt)
         if array.ndim == 3 and "image" in self.tokenizers:
+            from unimodal.data.images import to_channels
             from unimodal.data.tokens import images_to_tensor
             array = fit_image(array, int(self.tokenizers["image"].image_size))
+            array = to_channels(array[None], int(getattr(self.tokenizers["image"], "channels", 3)))[0]  # grey data
             codes = self._tokenizer("image").encode(images_to_tensor([array]).to(self._device("image")))
             return [Segment("image", codes[0].cpu().numpy())]
         if array.ndim == 1 and "audio" in self.tokenizers:

@@ -4,6 +4,12 @@ A sample is a list of :class:`Segment`. Text segments are runs of text ids; medi
 spans wrapped in their opener and closer:
 
 - image: ``<boi> h*w codes (with <row> after each row when row_separators) <eoi>``
+- AnyRes image (codec option ``image_anyres_max_tiles``; payload an :class:`~unimodal.anyres.AnyResImage`):
+  ``<boi> thumbnail <tile> tile(0,0) <tile> tile(0,1) <row> <tile> tile(1,0) <tile> tile(1,1) <eoi>``:
+  the thumbnail's h*w codes, then each tile as ``<tile>`` and its h*w codes, row-major, with ``<row>``
+  *between* tile rows. The grid is read back from the separators alone (rows = ``<row>`` count + 1,
+  cols = tiles in the first row); the original pixel size is not in the tokens. A span whose thumbnail
+  is followed directly by ``<eoi>`` is a plain square image, so fixed-grid payloads still fit.
 - audio: ``<boa> K*T codes in the chosen layout <eoa>``
 
 Multi-codebook audio ``[K, T]`` goes into one stream by one of three layouts:
@@ -24,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from unimodal.anyres import AnyResImage
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
 
 LAYOUTS = ("flat", "delay", "coarse_first")
@@ -32,8 +39,9 @@ MODALITY_CODES = {"special": 0, "text": 1, "image": 2, "audio": 3, "video": 4}
 
 @dataclass
 class Segment:
-    """One piece of a sample. ``payload``: text -> list of text ids; image -> ``[h, w]`` codes;
-    audio -> ``[K, T]`` codes. ``loss`` marks segments the model is trained to produce."""
+    """One piece of a sample. ``payload``: text -> list of text ids; image -> ``[h, w]`` codes or an
+    :class:`~unimodal.anyres.AnyResImage`; audio -> ``[K, T]`` codes. ``loss`` marks segments the model
+    is trained to produce."""
 
     modality: str
     payload: Any
@@ -71,18 +79,33 @@ class SpanPlan:
 
 
 class SequenceCodec:
-    """Encodes and decodes samples for one vocabulary and fixed media shapes."""
+    """Encodes and decodes samples for one vocabulary and fixed media shapes.
+
+    ``image_grid`` is the code grid of one image (one AnyRes tile); ``image_anyres_max_tiles`` (None: off)
+    turns on AnyRes image spans of at most that many tiles.
+    """
 
     def __init__(self, vocab: Vocabulary, image_grid: tuple[int, int] | None = None,
                  audio_frames: int | None = None, audio_layout: str = "flat",
-                 row_separators: bool = False) -> None:
+                 row_separators: bool = False, image_anyres_max_tiles: int | None = None) -> None:
         if audio_layout not in LAYOUTS:
             raise ValueError(f"audio_layout must be one of {LAYOUTS}, got {audio_layout!r}")
+        if image_anyres_max_tiles is not None:
+            if int(image_anyres_max_tiles) < 1:
+                raise ValueError(f"image_anyres_max_tiles must be at least 1 (or None for off), "
+                                 f"got {image_anyres_max_tiles}")
+            if row_separators:
+                # <row> separates tile rows in AnyRes spans; inside tiles it would be ambiguous.
+                raise ValueError("row_separators and image_anyres_max_tiles cannot both be on: AnyRes spans "
+                                 "use <row> between tile rows")
+            if not image_grid:
+                raise ValueError("image_anyres_max_tiles needs image_grid (the code grid of one tile)")
         self.vocab = vocab
         self.image_grid = tuple(image_grid) if image_grid else None
         self.audio_frames = audio_frames
         self.audio_layout = audio_layout
         self.row_separators = row_separators
+        self.image_anyres_max_tiles = None if image_anyres_max_tiles is None else int(image_anyres_max_tiles)
         self._closer_of = {vocab.special(CLOSERS[m]): m for m in vocab.media}
         self._opener_of = {vocab.special(OPENERS[m]): m for m in vocab.media}
 
@@ -128,7 +151,13 @@ class SequenceCodec:
         return (frames + num_books - 1) * num_books if self.audio_layout == "delay" else frames * num_books
 
     # --- constraints ---------------------------------------------------------------------
+    @property
+    def anyres(self) -> bool:
+        return self.image_anyres_max_tiles is not None
+
     def span_plan(self, modality: str) -> SpanPlan:
+        """The span body position by position. With AnyRes the image plan is the thumbnail only (the
+        shortest span); the tiles after it follow separator rules that generation applies itself."""
         if modality == "image":
             if self.image_grid is None:
                 raise ValueError("image_grid is not set for this codec")
@@ -163,8 +192,12 @@ class SequenceCodec:
             if ids.size and (ids.min() < 0 or ids.max() >= self.vocab.text_size):
                 raise ValueError(f"text ids must lie in [0, {self.vocab.text_size})")
             return ids
+        if segment.modality == "image" and isinstance(segment.payload, AnyResImage):
+            return self._anyres_body(segment.payload)
         if segment.modality == "image":
             codes = np.asarray(segment.payload, dtype=np.int64)
+            if self.anyres and codes.shape != self.image_grid:
+                raise ValueError(f"image codes {codes.shape} do not match image_grid {self.image_grid}")
             ids = self.vocab.to_global("image", codes)
             if self.row_separators:
                 row_id = np.full((ids.shape[0], 1), self.vocab.special("<row>"), dtype=np.int64)
@@ -173,6 +206,25 @@ class SequenceCodec:
         if segment.modality == "audio":
             return self.flatten_audio(segment.payload)
         raise ValueError(f"unknown segment modality {segment.modality!r}")
+
+    def _anyres_body(self, payload: AnyResImage) -> np.ndarray:
+        if not self.anyres:
+            raise ValueError("an AnyRes image payload needs a codec with image_anyres_max_tiles set")
+        if payload.thumbnail.shape != self.image_grid:
+            raise ValueError(f"AnyRes tile codes {payload.thumbnail.shape} do not match image_grid {self.image_grid}")
+        if payload.num_tiles > self.image_anyres_max_tiles:
+            raise ValueError(f"AnyRes grid {payload.grid} has more than image_anyres_max_tiles="
+                             f"{self.image_anyres_max_tiles} tiles")
+        tile_id, row_id = self.vocab.special("<tile>"), self.vocab.special("<row>")
+        parts = [self.vocab.to_global("image", payload.thumbnail).reshape(-1)]
+        rows, cols = payload.grid
+        for row in range(rows):
+            if row:
+                parts.append(np.array([row_id]))
+            for col in range(cols):
+                parts.append(np.array([tile_id]))
+                parts.append(self.vocab.to_global("image", payload.tiles[row, col]).reshape(-1))
+        return np.concatenate(parts).astype(np.int64)
 
     def encode(self, segments: list[Segment], add_bos: bool = True, add_eos: bool = True) -> Encoded:
         """Segments -> ids, loss mask (targets) and modality per position.
@@ -206,7 +258,10 @@ class SequenceCodec:
 
     def decode(self, ids: Any) -> list[Segment]:
         """Ids -> segments. A span cut off before its closer is kept with ``truncated=True``
-        (trimmed to whole rows / frames); stray specials are dropped."""
+        (trimmed to whole rows / frames; an AnyRes span to whole tile rows, or to its thumbnail as a plain
+        image when no tile is complete); stray specials are dropped. AnyRes payloads come back with
+        ``original_size=None``: decoding them gives the ``rows*T x cols*T`` canvas unless the caller
+        passes the wanted size to :func:`unimodal.anyres.decode_anyres`."""
         ids = [int(i) for i in np.asarray(ids).reshape(-1)]
         segments: list[Segment] = []
         text: list[int] = []
@@ -241,20 +296,10 @@ class SequenceCodec:
 
     def _decode_span(self, modality: str, body: list[int], truncated: bool) -> Segment | None:
         body_arr = np.asarray(body, dtype=np.int64)
+        if modality == "image" and self.anyres:
+            return self._decode_anyres(body_arr, truncated)
         if modality == "image":
-            rows, cols = self.image_grid
-            if self.row_separators:
-                body_arr = body_arr[body_arr != self.vocab.special("<row>")]
-            low, high = self.vocab.range_of("image")
-            if len(body_arr) != rows * cols or ((body_arr < low) | (body_arr >= high)).any():
-                truncated = True
-                body_arr = body_arr[(body_arr >= low) & (body_arr < high)]
-                whole = (len(body_arr) // cols) * cols
-                if whole == 0:
-                    return None
-                body_arr = body_arr[:whole]
-            codes = self.vocab.to_local(body_arr)[2].reshape(-1, cols)
-            return Segment("image", codes, truncated=truncated)
+            return self._decode_grid(body_arr, truncated)
         if modality == "audio":
             num_books = self.num_audio_codebooks
             expected = self.audio_span_length() if self.audio_frames else None
@@ -276,3 +321,55 @@ class SequenceCodec:
                 return None
             return Segment("audio", self.unflatten_audio(body_arr), truncated=truncated)
         return None
+
+    def _decode_anyres(self, body: np.ndarray, truncated: bool) -> Segment | None:
+        """Thumbnail, then ``<tile>``-led tiles in ``<row>``-separated rows; keeps the largest whole-row
+        prefix that forms a rectangle and flags anything dropped as truncated."""
+        tile_len = self.image_grid[0] * self.image_grid[1]
+        low, high = self.vocab.range_of("image", 0)
+        tile_id, row_id = self.vocab.special("<tile>"), self.vocab.special("<row>")
+        is_code = (body >= low) & (body < high)
+        lead = len(body) if is_code.all() else int(np.argmin(is_code))  # codes before the first other token
+        thumbnail_end = tile_len if lead >= tile_len else 0
+        rows: list[list[np.ndarray]] = [[]]
+        position, clean = thumbnail_end, thumbnail_end > 0
+        while clean and position < len(body):
+            token = int(body[position])
+            if token == tile_id and position + 1 + tile_len <= len(body) \
+                    and is_code[position + 1:position + 1 + tile_len].all():
+                rows[-1].append(body[position + 1:position + 1 + tile_len])
+                position += 1 + tile_len
+            elif token == row_id and rows[-1]:
+                rows.append([])
+                position += 1
+            else:
+                clean = False
+        cols = len(rows[0])
+        whole = []
+        for row in rows:
+            if len(row) != cols:
+                break
+            whole.append(row)
+        if cols == 0:  # no complete tile: the thumbnail (or what is left of it) is a plain image
+            thumbnail = body[:min(lead, tile_len)]
+            return self._decode_grid(thumbnail, truncated or len(thumbnail) != len(body))
+        truncated = truncated or not clean or len(whole) != len(rows)
+        codes = self.vocab.to_local(np.stack([np.stack(row) for row in whole]))[2]
+        thumbnail = self.vocab.to_local(body[:tile_len])[2].reshape(self.image_grid)
+        payload = AnyResImage(thumbnail, codes.reshape(len(whole), cols, *self.image_grid))
+        return Segment("image", payload, truncated=truncated)
+
+    def _decode_grid(self, body_arr: np.ndarray, truncated: bool) -> Segment | None:
+        rows, cols = self.image_grid
+        if self.row_separators:
+            body_arr = body_arr[body_arr != self.vocab.special("<row>")]
+        low, high = self.vocab.range_of("image")
+        if len(body_arr) != rows * cols or ((body_arr < low) | (body_arr >= high)).any():
+            truncated = True
+            body_arr = body_arr[(body_arr >= low) & (body_arr < high)]
+            whole = (len(body_arr) // cols) * cols
+            if whole == 0:
+                return None
+            body_arr = body_arr[:whole]
+        codes = self.vocab.to_local(body_arr)[2].reshape(-1, cols)
+        return Segment("image", codes, truncated=truncated)

@@ -2,9 +2,13 @@
 
 One small state machine per sequence decides which ids are allowed at each step: text spans take
 text ids (or the next span's opener / ``<eos>``), a media span takes exactly its plan (an image's
-grid, an audio layout's codebook ranges), then its closer. Every output therefore decodes, whatever
-the sampler draws. The budget check happens before a span opens, so ``max_new_tokens`` never cuts
-a media span: a span that would not fit ends the sequence instead.
+grid, an audio layout's codebook ranges), then its closer. An AnyRes image span (codec option
+``image_anyres_max_tiles``) takes its thumbnail, then at each tile boundary only ``<tile>``, ``<row>`` or
+``<eoi>`` where they keep the grid rectangular and within ``max_tiles``, and exactly one tile of codes
+after each ``<tile>`` (:class:`AnyResCursor`). Every output therefore decodes, whatever the sampler
+draws. The budget check happens before a span opens, so ``max_new_tokens`` never cuts a media span: a
+span that would not fit ends the sequence instead (an AnyRes span only grows while its shortest
+completion still fits).
 
 Classifier-free guidance runs each prompt beside its unconditional twin (``<bos>`` alone, what
 training saw when the condition was dropped), batched, with a scale per output modality.
@@ -43,6 +47,53 @@ class SamplingConfig:
         return table.get(modality, table.get("default", 1.0 if name != "top_k" else 0))
 
 
+class AnyResCursor:
+    """Where an AnyRes image span is after its thumbnail: inside a tile, or at a tile boundary.
+
+    The grammar is ``thumbnail [TILE+ (<row> TILE+)*] <eoi>`` with ``TILE = <tile> codes{h*w}``, every row
+    as long as the first and at most ``max_tiles`` tiles in all (see :mod:`unimodal.sequence`).
+    """
+
+    def __init__(self, codec: SequenceCodec) -> None:
+        rows, cols = codec.image_grid
+        self.tile_len = rows * cols
+        self.max_tiles = int(codec.image_anyres_max_tiles)
+        self.tile_id = codec.vocab.special("<tile>")
+        self.row_id = codec.vocab.special("<row>")
+        self.closer = codec.vocab.special(CLOSERS["image"])
+        self.codes = codec.vocab.range_of("image", 0)
+        self.codes_left = 0     # codes still due in the current tile
+        self.in_row = 0         # tiles in the current row so far
+        self.cols: int | None = None  # fixed by the first <row>
+        self.total = 0
+
+    def options(self) -> list[tuple[int, int]]:
+        """At a tile boundary: ``(token, shortest completion of the span counting that token)``."""
+        tile_cost = 1 + self.tile_len
+        if self.cols is None:  # first row: any length; <row> only if a second equal row still fits
+            options = [(self.closer, 1)]  # right after the thumbnail too: a plain square image
+            if self.total < self.max_tiles:
+                options.append((self.tile_id, tile_cost + 1))
+            if self.in_row and 2 * self.in_row <= self.max_tiles:
+                options.append((self.row_id, 1 + self.in_row * tile_cost + 1))
+            return options
+        if self.in_row < self.cols:  # a later row must be filled to the first row's length
+            return [(self.tile_id, (self.cols - self.in_row) * tile_cost + 1)]
+        options = [(self.closer, 1)]
+        if self.total + self.cols <= self.max_tiles:
+            options.append((self.row_id, 1 + self.cols * tile_cost + 1))
+        return options
+
+    def advance(self, token: int) -> None:
+        if self.codes_left:
+            self.codes_left -= 1
+        elif token == self.tile_id:
+            self.codes_left, self.in_row, self.total = self.tile_len, self.in_row + 1, self.total + 1
+        elif token == self.row_id:
+            self.cols = self.in_row if self.cols is None else self.cols
+            self.in_row = 0
+
+
 class SpanState:
     """Where one sequence is in its list of outputs, and what it may emit next."""
 
@@ -57,6 +108,7 @@ class SpanState:
         self.done = False
         self.emitted = 0
         self.plans = {m: codec.span_plan(m) for m in set(outputs) if m in MEDIA}
+        self.anyres: AnyResCursor | None = None  # set while inside an AnyRes image span
 
     @property
     def modality(self) -> str:
@@ -83,6 +135,8 @@ class SpanState:
             plan = self.plans[modality]
             if self.position < len(plan):
                 return (int(plan.low[self.position]), int(plan.high[self.position]))
+            if self.anyres is not None:
+                return self._anyres_allowed()
             closer = self.vocab.special(CLOSERS[modality])
             return (closer, closer + 1)
         # text: text ids, or move on (next span's opener, or <eos> after the last output)
@@ -94,6 +148,15 @@ class SpanState:
         if self.budget - self.emitted <= exit_cost:
             return (exit_id, exit_id + 1)
         return [(0, self.vocab.text_size), (exit_id, exit_id + 1)]
+
+    def _anyres_allowed(self) -> tuple[int, int] | list[tuple[int, int]]:
+        cursor = self.anyres
+        if cursor.codes_left:
+            return cursor.codes
+        # every later span (at its shortest) and <eos> must still fit after this span's shortest completion
+        room = self.budget - self.emitted - self._reserve() - 1
+        # the option that got us here was checked the same way, so at least one always fits
+        return [(token, token + 1) for token, cost in cursor.options() if cost <= room]
 
     def _reserve(self) -> int:
         return sum(len(self.plans[m]) + 2 for m in self.outputs[self.index + 1:] if m in MEDIA)
@@ -111,16 +174,22 @@ class SpanState:
         modality = self.outputs[self.index]
         if modality in MEDIA:
             if not self.in_span:
-                self.in_span, self.position = True, 0
+                self._open(modality)
             elif self.position < len(self.plans[modality]):
                 self.position += 1
+            elif self.anyres is not None and token != self.anyres.closer:
+                self.anyres.advance(token)
             else:  # closer
-                self.in_span = False
+                self.in_span, self.anyres = False, None
                 self.index += 1
             return
         if token >= self.vocab.text_size:  # text left through the next span's opener
             self.index += 1
-            self.in_span, self.position = True, 0
+            self._open(self.outputs[self.index])
+
+    def _open(self, modality: str) -> None:
+        self.in_span, self.position = True, 0
+        self.anyres = AnyResCursor(self.codec) if modality == "image" and self.codec.anyres else None
 
 
 def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:

@@ -25,6 +25,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.md"
 METRICS_FILE = "metrics.json"
+# Pictures an evaluation may leave in a tokenizer folder; the card links those present.
+FIGURE_FILES = {"reconstructions.png": "Reconstructions: originals (top row) and the same images decoded from "
+                                       "their codes (bottom row)."}
 
 
 class TokenizerLoadError(RuntimeError):
@@ -119,13 +122,33 @@ class ModalityTokenizer(ABC):
         self.save_extra(directory)
         config["fingerprint"] = self.fingerprint
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        metrics = dict(metrics or {})
-        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        (directory / CARD_FILE).write_text(render_card(self, metrics))
+        for name in FIGURE_FILES:  # pictures of the old weights would now be wrong
+            (directory / name).unlink(missing_ok=True)
+        write_report(self, directory, dict(metrics or {}))
         return directory
 
 
-def render_card(tokenizer: ModalityTokenizer, metrics: dict[str, Any]) -> str:
+def write_report(tokenizer: ModalityTokenizer, directory: Path, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` and ``card.md`` (linking any ``FIGURE_FILES`` already in ``directory``)."""
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    figures = [name for name in FIGURE_FILES if (directory / name).is_file()]
+    (directory / CARD_FILE).write_text(render_card(tokenizer, metrics, figures))
+
+
+# Shown first, in this order, when measured (image tokenizers); everything else follows sorted.
+CARD_ORDER = ("psnr", "ssim", "codebook_usage", "perplexity", "tokens_per_image", "bits_per_image")
+
+
+def _shown(key: str, value: Any) -> str:
+    if key.endswith("codebook_usage") and isinstance(value, float):
+        return f"{100 * value:.1f}% of codes used"
+    if key == "psnr" and isinstance(value, float):
+        return f"{value:.2f} dB"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_card(tokenizer: ModalityTokenizer, metrics: dict[str, Any], figures: list[str] | tuple[str, ...] = ()
+                ) -> str:
     lines = [f"# {tokenizer.modality} tokenizer: {tokenizer.kind}", "",
              f"- fingerprint: `{tokenizer.fingerprint}`",
              f"- codebooks: {tokenizer.num_codebooks} x {tokenizer.codebook_size} codes", "",
@@ -133,11 +156,12 @@ def render_card(tokenizer: ModalityTokenizer, metrics: dict[str, Any]) -> str:
              "```", "", "## Measured", ""]
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
-        for key, value in sorted(metrics.items()):
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            lines.append(f"| {key} | {shown} |")
+        keys = [k for k in CARD_ORDER if k in metrics] + sorted(k for k in metrics if k not in CARD_ORDER)
+        lines += [f"| {key} | {_shown(key, metrics[key])} |" for key in keys]
     else:
         lines.append("(nothing measured yet)")
+    for name in figures:
+        lines += ["", f"![{Path(name).stem}]({name})", "", FIGURE_FILES.get(name, "")]
     return "\n".join(lines) + "\n"
 
 
@@ -147,6 +171,11 @@ _REGISTRY: dict[str, type[ModalityTokenizer]] = {}
 def register(cls: type[ModalityTokenizer]) -> type[ModalityTokenizer]:
     _REGISTRY[cls.kind] = cls
     return cls
+
+
+def registered_kind(kind: str) -> type[ModalityTokenizer] | None:
+    """The tokenizer class registered under ``kind`` (import ``unimodal.tokenizers`` first)."""
+    return _REGISTRY.get(kind)
 
 
 def load_tokenizer(directory: str | Path) -> ModalityTokenizer:

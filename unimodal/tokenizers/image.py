@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unimodal.tokenizers.base import ModalityTokenizer, register
+from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
 
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [8, 5, 5, 5]}
@@ -178,32 +177,13 @@ class GridImageTokenizer(nn.Module, ModalityTokenizer):
     def training_loss(self, images: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Weighted L1 + L2 reconstruction (on [0, 1] images) + the quantizer's aux loss."""
         reconstruction, quant = self(images)
-        l1 = F.l1_loss(reconstruction, images)
-        l2 = F.mse_loss(reconstruction, images)
-        rec = self.l1_weight * l1 + self.l2_weight * l2
-        loss = rec + quant.aux_loss
-        logs = {"loss": float(loss.detach()), "rec": float(rec.detach()), "l1": float(l1.detach()),
-                "l2": float(l2.detach()), "aux": float(quant.aux_loss.detach())}
-        return loss, logs
+        return reconstruction_loss(images, reconstruction, quant.aux_loss, self.l1_weight, self.l2_weight)
 
     @torch.no_grad()
     def measure(self, images: Tensor) -> dict[str, float]:
-        """Held-out metrics: psnr (dB, mean over images), codebook usage, perplexity, sizes."""
-        with self._frozen_quantizer():
-            quant = self.quantizer(self.encode_latents(images))
-        reconstruction = ((self.decode_latents(quant.quantized) + 1.0) / 2.0).clamp(0.0, 1.0)
-        mse = (reconstruction - images.float()).square().flatten(1).mean(dim=1)
-        psnr = (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
-        # One histogram per codebook (rvq level); usage and perplexity are averaged over them.
-        codes = quant.codes.reshape(-1, self.num_codebooks)
-        usage, perplexity = [], []
-        for level in range(self.num_codebooks):
-            counts = torch.bincount(codes[:, level], minlength=self.codebook_size).float()
-            probs = counts / counts.sum()
-            entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum()
-            usage.append(float((counts > 0).sum()) / self.codebook_size)
-            perplexity.append(float(entropy.exp()))
-        tokens = self.num_tokens(images.shape[-2], images.shape[-1])
-        return {"psnr": float(psnr), "mse": float(mse.mean()),
-                "codebook_usage": sum(usage) / len(usage), "perplexity": sum(perplexity) / len(perplexity),
-                "tokens_per_image": float(tokens), "bits_per_image": tokens * math.log2(self.codebook_size)}
+        """Held-out metrics of one batch: psnr (dB), ssim, mse, codebook usage, perplexity, sizes
+        (see :mod:`unimodal.eval.tokenizer_metrics`, which measures whole sets in batches)."""
+        from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer
+
+        return evaluate_image_tokenizer(self, images, batch_size=max(1, len(images)), progress=False,
+                                        keep=0).metrics

@@ -4,13 +4,17 @@
 latents ``[B, ..., D]`` and returns a :class:`QuantizerOutput`; ``codes_to_latents`` maps codes
 back to exactly the quantized latents that ``forward`` returned (in eval mode).
 
-Kinds and their options (anything else is passed to the library constructor unchanged):
+Kinds and their options (anything else is passed to the library constructor unchanged; an option
+the library does not take fails at build time with a ``ConfigError`` naming it):
 
 - ``fsq``: ``levels`` (e.g. ``[8, 5, 5, 5]``; codebook size is their product). No aux loss.
 - ``vq``: ``codebook_size``, ``codebook_dim`` (factorised low-dim codes, projected in and out),
-  ``decay`` (EMA), ``kmeans_init``, ``threshold_ema_dead_code``, ``use_cosine_sim`` (l2-normalised
-  codes), ``commitment_weight``. The library's defaults hold for anything left out (decay 0.8,
-  rotation-trick gradients).
+  ``decay`` (EMA), ``kmeans_init`` (+ ``kmeans_iters``), ``threshold_ema_dead_code`` (a code whose
+  EMA cluster size falls below it is replaced by a random input of the batch, in training only),
+  ``use_cosine_sim`` (l2-normalised codes and inputs, cosine distance), ``commitment_weight``. The
+  library's defaults hold for anything left out (decay 0.8, rotation-trick gradients;
+  ``rotation_trick: false`` gives a plain straight-through estimator). With ``kmeans_init`` the
+  library runs k-means on the *first* batch it sees, in any mode: train before encoding.
 - ``lfq``: ``codebook_size`` (a power of 2), ``entropy_loss_weight``, ``commitment_weight``.
   Its aux loss is an entropy term and can be negative.
 - ``rvq``: ``num_quantizers`` (residual levels, the ``K`` of codes ``[B, ..., K]``),
@@ -22,12 +26,16 @@ wrapper always hands it ``[B, N, D]`` and restores the shape itself.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ, VectorQuantize
+
+from unimodal.errors import ConfigError
 
 
 class QuantizerOutput(NamedTuple):
@@ -40,6 +48,8 @@ class Quantizer(nn.Module):
     """Wraps one library quantizer. Subclasses implement ``_quantize``/``_lookup`` on ``[B, N, D]``."""
 
     kind: ClassVar[str]
+    library: ClassVar[tuple[type, ...]] = ()  # constructors whose keyword arguments are valid options
+    renamed: ClassVar[dict[str, str]] = {}  # our option name -> the library's
 
     def __init__(self, dim: int, codebook_size: int, num_codebooks: int = 1):
         super().__init__()
@@ -97,6 +107,7 @@ class Quantizer(nn.Module):
 
 class FSQQuantizer(Quantizer):
     kind = "fsq"
+    library: ClassVar[tuple[type, ...]] = (FSQ,)
 
     def __init__(self, dim: int, levels: list[int] | tuple[int, ...] = (8, 5, 5, 5), **options: Any):
         levels = [int(level) for level in levels]
@@ -115,6 +126,7 @@ class FSQQuantizer(Quantizer):
 
 class VQQuantizer(Quantizer):
     kind = "vq"
+    library: ClassVar[tuple[type, ...]] = (VectorQuantize,)
 
     def __init__(self, dim: int, codebook_size: int = 1024, **options: Any):
         if options.get("heads", 1) != 1:
@@ -132,10 +144,13 @@ class VQQuantizer(Quantizer):
 
 class LFQQuantizer(Quantizer):
     kind = "lfq"
+    library: ClassVar[tuple[type, ...]] = (LFQ,)
+    renamed: ClassVar[dict[str, str]] = {"commitment_weight": "commitment_loss_weight"}  # same name as vq
 
     def __init__(self, dim: int, codebook_size: int | None = None, **options: Any):
-        if "commitment_weight" in options:
-            options["commitment_loss_weight"] = options.pop("commitment_weight")
+        for ours, theirs in self.renamed.items():
+            if ours in options:
+                options[theirs] = options.pop(ours)
         if options.get("num_codebooks", 1) != 1:
             raise ValueError("lfq: num_codebooks > 1 is not supported; use a larger codebook_size")
         codebook_size = int(codebook_size) if codebook_size is not None else 2**dim
@@ -154,6 +169,7 @@ class LFQQuantizer(Quantizer):
 
 class RVQQuantizer(Quantizer):
     kind = "rvq"
+    library: ClassVar[tuple[type, ...]] = (ResidualVQ, VectorQuantize)  # extra options go to every level
 
     def __init__(self, dim: int, num_quantizers: int = 4, codebook_size: int = 1024, **options: Any):
         if options.get("shared_codebook"):
@@ -180,10 +196,27 @@ QUANTIZERS: dict[str, type[Quantizer]] = {cls.kind: cls for cls in (FSQQuantizer
                                                                    LFQQuantizer, RVQQuantizer)}
 
 
+def library_options(kind: str) -> set[str]:
+    """Option names ``build_quantizer(kind, ...)`` accepts: the library constructors' keywords."""
+    cls = QUANTIZERS[kind]
+    names = {name for lib in cls.library for name, param in inspect.signature(lib.__init__).parameters.items()
+             if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)}
+    return (names | set(cls.renamed)) - {"self", "dim"}
+
+
 def build_quantizer(kind: str, dim: int, **options: Any) -> Quantizer:
     """``kind`` in ``fsq | vq | lfq | rvq``; ``dim`` is the channel size of the latents."""
     if kind not in QUANTIZERS:
         raise ValueError(f"unknown quantizer kind {kind!r}; known: {sorted(QUANTIZERS)}")
     if "dim" in options:
         raise ValueError("pass the latent size as build_quantizer's `dim`, not as an option")
+    # Checked here rather than left to the library's TypeError, which names neither kind nor fix.
+    accepted = library_options(kind)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        hints = {name: difflib.get_close_matches(name, accepted, n=1) for name in unknown}
+        hint = "; ".join(f"{name}: did you mean {match[0]!r}?" for name, match in hints.items() if match)
+        raise ConfigError(f"quantizer kind {kind!r}: unknown option(s) {unknown}"
+                          f"{' (' + hint + ')' if hint else ''}; see vector_quantize_pytorch."
+                          f"{QUANTIZERS[kind].library[0].__name__}'s arguments")
     return QUANTIZERS[kind](dim, **options)

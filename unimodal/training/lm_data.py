@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
@@ -12,32 +12,28 @@ from unimodal.sequence import SequenceCodec
 
 
 class TaskDataset(Dataset):
-    """Each sample ``len(tasks)`` times per epoch, each time with a task drawn by ``weights`` (uniform:
-    every task once); the condition is dropped with ``cond_drop_prob``."""
+    """Tokenized samples x task directions. Item ``(sample, task, draw)`` is one sample cast as one task;
+    ``draw`` seeds whether its condition is dropped (probability ``cond_drop_prob``). An int index ``i``
+    means ``divmod(i, len(tasks))`` with ``draw = i``."""
 
     def __init__(self, tokens: TokenizedSet, codec: SequenceCodec, tasks: list[str],
-                 context_length: int, cond_drop_prob: float = 0.0, seed: int = 0,
-                 weights: list[float] | None = None) -> None:
+                 context_length: int, cond_drop_prob: float = 0.0, seed: int = 0) -> None:
         self.tokens = tokens
         self.codec = codec
         self.tasks = list(tasks)
-        probs = np.asarray(weights if weights else [1.0] * len(self.tasks), dtype=np.float64)
-        if len(probs) != len(self.tasks) or (probs < 0).any() or probs.sum() <= 0:
-            raise ValueError(f"task weights {list(probs)} do not fit tasks {self.tasks}")
-        self.probs = None if weights is None or np.allclose(probs, probs[0]) else probs / probs.sum()
         self.context_length = context_length
         self.cond_drop_prob = cond_drop_prob
         self.seed = seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.tokens) * len(self.tasks)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sample, task_index = divmod(index, len(self.tasks))
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        if self.probs is not None:
-            task_index = int(rng.choice(len(self.tasks), p=self.probs))
+    def __getitem__(self, index: int | tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(index, tuple):
+            sample, task_index, draw = index
+        else:
+            (sample, task_index), draw = divmod(int(index), len(self.tasks)), int(index)
+        rng = np.random.default_rng((self.seed, draw))
         segments = task_segments(self.tokens.payloads(sample), self.tasks[task_index],
                                  drop_condition=draw_drop(rng, self.cond_drop_prob))
         encoded = self.codec.encode(segments)
@@ -47,6 +43,73 @@ class TaskDataset(Dataset):
         return {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
                 "modality": torch.from_numpy(encoded.modality_of_position.astype(np.int64)),
                 "task": torch.tensor(task_index)}
+
+
+def length_groups(tasks: list[str]) -> list[list[int]]:
+    """Task indices grouped by the media they hold: a direction and its reverse (caption->image,
+    image->caption) make sequences of the same length."""
+    groups: dict[frozenset[str], list[int]] = {}
+    for index, task in enumerate(tasks):
+        groups.setdefault(frozenset(task.split("->")), []).append(index)
+    return list(groups.values())
+
+
+class TaskBatches(Sampler[list[tuple[int, int, int]]]):
+    """Batches drawn from one length group of tasks at a time; inside a batch tasks mix by ``weights``.
+
+    Task directions differ a lot in length (caption->image ~90 ids, image->sound ~160), so fully mixed
+    batches pad most rows to the longest task. A task and its reverse are as long as each other, so a
+    batch of one ``groups`` entry wastes almost nothing on padding, while the per-token loss still weighs
+    a 6-token caption beside a 64-code image as mixed batches do. A group is drawn with the summed weight
+    of its tasks. Samples are dealt from a fresh permutation each pass; an epoch holds
+    ``len(samples) * len(tasks)`` items, as with a plain shuffled loader. ``shuffle=False`` gives a fixed
+    order of one-task batches, interleaving the tasks (validation).
+    """
+
+    def __init__(self, num_samples: int, num_tasks: int, batch_size: int, weights: list[float] | None = None,
+                 seed: int = 0, shuffle: bool = True, groups: list[list[int]] | None = None) -> None:
+        probs = np.asarray(weights if weights else [1.0] * num_tasks, dtype=np.float64)
+        if len(probs) != num_tasks or (probs < 0).any() or probs.sum() <= 0:
+            raise ValueError(f"task weights {list(probs)} do not fit {num_tasks} tasks")
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(f"need samples and a batch size, got {num_samples} samples, batch {batch_size}")
+        groups = [list(g) for g in (groups or [[t] for t in range(num_tasks)])]
+        if sorted(t for g in groups for t in g) != list(range(num_tasks)):
+            raise ValueError(f"task groups {groups} must hold every task index 0..{num_tasks - 1} once")
+        self.probs = probs / probs.sum()
+        self.groups = [g for g in groups if self.probs[g].sum() > 0]
+        self.group_probs = np.array([self.probs[g].sum() for g in self.groups])
+        self.num_samples, self.num_tasks = num_samples, num_tasks
+        self.batch_size = min(batch_size, num_samples)
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if not self.shuffle:
+            return self.num_tasks * (self.num_samples // self.batch_size)
+        return self.num_samples * self.num_tasks // self.batch_size
+
+    def __iter__(self):
+        n, size = self.num_samples, self.batch_size
+        if not self.shuffle:  # batch k: task k % T, the (k // T)-th block of samples
+            for k in range(len(self)):
+                block, task = divmod(k, self.num_tasks)
+                yield [(s, task, s * self.num_tasks + task) for s in range(block * size, (block + 1) * size)]
+            return
+        rng = np.random.default_rng((self.seed, self.epoch))
+        order, cursor = rng.permutation(n), 0
+        base = self.epoch * len(self) * size
+        for k in range(len(self)):
+            group = self.groups[int(rng.choice(len(self.groups), p=self.group_probs))]
+            inside = self.probs[group] / self.probs[group].sum()
+            tasks = rng.choice(group, size=size, p=inside)
+            if cursor + size > n:
+                order, cursor = rng.permutation(n), 0
+            chunk = order[cursor:cursor + size]
+            cursor += size
+            yield [(int(s), int(t), base + k * size + j) for j, (s, t) in enumerate(zip(chunk, tasks, strict=True))]
 
 
 def collate(batch: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -22,6 +22,8 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     The output projection runs only on those positions: on a CPU the full ``[B, L, V]`` logits
     cost more memory traffic than the rest of the step.
     """
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # no padding: lets attention take its plain causal fast path
     hidden = model.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
@@ -60,6 +62,13 @@ class LMModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        # Clipped here rather than by Trainer(gradient_clip_val): Lightning refuses that with a fused
+        # optimizer under mixed precision, and bf16 has no loss scale to undo first.
+        if self.train_cfg.grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.train_cfg.grad_clip))
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def configure_optimizers(self) -> Any:
         cfg = self.train_cfg

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from unimodal.model.lm import build_lm, count_parameters
 from unimodal.sequence import SequenceCodec
-from unimodal.training.lm_data import TaskDataset, collate
+from unimodal.training.lm_data import TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
 from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
@@ -36,13 +36,14 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
     weights = list(cfg.modality.weights) or None
-    train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed),
-                            weights)
+    train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
     pad = partial(collate, pad_id=vocab.pad_id)
-    train_loader = DataLoader(train_set, batch_size=int(cfg.lm.batch_size), shuffle=True, drop_last=True,
-                              collate_fn=pad)
-    val_loader = DataLoader(val_set, batch_size=int(cfg.lm.batch_size), collate_fn=pad)
+    batch = int(cfg.lm.batch_size)
+    train_loader = DataLoader(train_set, collate_fn=pad, batch_sampler=TaskBatches(
+        len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks)))
+    val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=TaskBatches(
+        len(sets["val"]), len(tasks), batch, shuffle=False))
     model = build_lm(cfg.model, vocab)
     print(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "
           f"{vocab.size} ids, tasks {tasks}", flush=True)
@@ -55,10 +56,10 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(cfg.lm.max_minutes)},
                         val_check_interval=min(int(cfg.lm.val_every_steps), steps),
                         check_val_every_n_epoch=None, limit_val_batches=8, num_sanity_val_steps=0,
-                        gradient_clip_val=float(cfg.lm.grad_clip), callbacks=[checkpoint],
+                        callbacks=[checkpoint],
                         logger=CSVLogger(run_dir, name="logs", version=""), log_every_n_steps=10,
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
-                        **trainer_kwargs(cfg.trainer))
+                        **trainer_kwargs(cfg.trainer, lm=True))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.is_file() else None
     if resume:

@@ -1,0 +1,125 @@
+"""``data=folder``: a user's image folder with captions in ``metadata.jsonl`` (Hugging Face imagefolder).
+
+Each line of ``<data.path>/metadata.jsonl`` is ``{"file_name": "cats/01.png", "text": "a cat"}``; paths are
+relative to the folder. Every image is fully decoded (PIL ``load()``, not just ``open()``), so a truncated,
+empty or non-image file is caught here, skipped, and named in one log line; it never reaches a model.
+Images are made RGB (transparency composited on white), centre-cropped to a square and resized to
+``data.image_size``. A malformed metadata line is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unimodal.data.images import ImageTextSet, empty_split_error, hash_split, skipped_line, split_limit, to_channels
+from unimodal.errors import ConfigError, DataError
+
+METADATA = "metadata.jsonl"
+EXAMPLE_LINE = '{"file_name": "a.png", "text": "a caption"}'
+
+
+def folder_root(data_cfg: Any) -> Path:
+    if not data_cfg.path:
+        raise ConfigError("data=folder needs data.path=<folder with images and metadata.jsonl>")
+    root = Path(str(data_cfg.path)).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.path={data_cfg.path}: no such folder")
+    if not (root / METADATA).is_file():
+        raise DataError(f"{root / METADATA} is missing: data=folder needs one JSON line per image, "
+                        f"like {EXAMPLE_LINE}")
+    return root
+
+
+def read_metadata(root: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """``(file_name, text)`` per line; a line that is not such an object is an error naming file and line."""
+    path = root / METADATA
+    entries: list[tuple[str, str]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); each line must look like "
+                            f"{EXAMPLE_LINE}") from None
+        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("file_name", "text")):
+            raise DataError(f"{path}:{number}: needs string fields \"file_name\" and \"text\", like {EXAMPLE_LINE}")
+        name = record["file_name"]
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(f"{path}:{number}: file_name {name!r} must be a path inside {root}")
+        entries.append((name, record["text"]))
+        if limit and len(entries) >= limit:
+            break
+    return entries
+
+
+def read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+    """uint8 ``[size, size, 3]`` or ``(None, why it was skipped)``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.is_file():
+        return None, "missing"
+    if path.stat().st_size == 0:
+        return None, "empty"
+    try:
+        with Image.open(path) as handle:
+            handle.load()   # decodes every byte: open() alone reads only the header
+            image = ImageOps.exif_transpose(handle)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                rgba = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+            image = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
+            return np.asarray(image, dtype=np.uint8), ""
+    except UnidentifiedImageError:
+        return None, "not an image"
+    except Image.DecompressionBombError:
+        return None, "too large"
+    except Exception as err:  # PIL's decoders raise OSError, SyntaxError, ValueError, ...
+        return None, "truncated" if "truncated" in str(err).lower() else f"unreadable: {type(err).__name__}"
+
+
+def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSet]:
+    """Read and verify every listed image once, log the skipped ones, then split by hash of the file name."""
+    from tqdm.auto import tqdm
+
+    root = folder_root(data_cfg)
+    entries = read_metadata(root, data_cfg.limit)
+    size = int(data_cfg.image_size)
+    images, kept, skipped, seen = [], [], [], {}
+    for name, text in tqdm(entries, desc="read images", unit="file", disable=None):
+        if name not in seen:
+            seen[name] = read_image(root / name, size)
+        image, reason = seen[name]
+        if image is None:
+            if reason and (name, reason) not in skipped:
+                skipped.append((name, reason))
+            continue
+        images.append(image)
+        kept.append((name, text))
+    if skipped:
+        print(skipped_line("unreadable files", root, skipped), flush=True)
+    if not kept:
+        raise DataError(f"{root / METADATA}: none of its {len(entries)} files is a readable image")
+    everything = ImageTextSet(to_channels(np.stack(images), int(data_cfg.channels)), [t for _, t in kept],
+                              names=[n for n, _ in kept])
+    result = {}
+    for split in splits:
+        indices = hash_split(everything.names, split)[:split_limit(data_cfg, split)]
+        if not indices:
+            raise empty_split_error("folder", split, len(everything), "a folder needs at least 3 readable images")
+        result[split] = everything.subset(indices)
+    return result
+
+
+def folder_signature(data_cfg: Any) -> str:
+    """What the folder holds (metadata bytes, file names and sizes), for cache keys: not where it is."""
+    root = folder_root(data_cfg)
+    digest = hashlib.sha256((root / METADATA).read_bytes())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != METADATA):
+        digest.update(f"{path.relative_to(root).as_posix()}:{path.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]
