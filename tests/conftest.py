@@ -40,3 +40,12 @@ def copy_with_retrained_tokenizer(run_dir, target, modality: str):
             param.mul_(1.5).add_(0.01)
     tokenizer.save(target / "tokenizers" / modality)
     return target
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convs on a shared 2-core box: extra intra-op threads only spin (10x slower here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,13 +27,7 @@ QUANTIZER_CASES = {
 TINY = {"image_size": 16, "block_channels": [8, 16, 16], "norm_groups": 4, "latent_dim": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs on a shared 2-core box: extra intra-op threads only spin (10x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quantizer(case: str, dim: int = 4) -> Quantizer:

@@ -27,13 +27,7 @@ TINY_QFORMER = {"image_size": 16, "block_channels": [8, 16, 16], "norm_groups": 
 METRIC_KEYS = {"psnr", "mse", "codebook_usage", "perplexity", "tokens_per_image", "bits_per_image"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs on a shared 2-core box: extra intra-op threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n: int, size: int, channels: int = 3, seed: int = 0) -> torch.Tensor:

@@ -30,13 +30,7 @@ TINY = {"image_size": 16, "block_channels": [8, 16], "norm_groups": 4, "latent_d
 CPU = {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs on a shared 2-core box: extra intra-op threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n: int, size: int = 16, channels: int = 3, seed: int = 0) -> torch.Tensor:

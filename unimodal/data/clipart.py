@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from unimodal.data.images import ImageTextSet, empty_split_error, hash_split, skipped_line, split_limit, to_channels
+from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
 from unimodal.errors import DataError
 
 CLIPART_ROOT = "/usr/share/openclipart/svg"   # Debian's openclipart-svg
@@ -156,10 +156,4 @@ def load_clipart(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextS
     cache = cache_path(data_cfg, root, names, all_names)
     everything = render_all(root, names, all_names, int(data_cfg.image_size), cache)
     everything.images = to_channels(everything.images, int(data_cfg.channels))
-    result = {}
-    for split in splits:
-        indices = hash_split(everything.names, split)[:split_limit(data_cfg, split)]
-        if not indices:
-            raise empty_split_error("clipart", split, len(everything), "raise data.limit (3 or more)")
-        result[split] = everything.subset(indices)
-    return result
+    return hash_splits(everything, data_cfg, splits, "clipart", "raise data.limit (3 or more)")

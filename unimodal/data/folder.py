@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from unimodal.data.images import ImageTextSet, empty_split_error, hash_split, skipped_line, split_limit, to_channels
+from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
 from unimodal.errors import ConfigError, DataError
 
 METADATA = "metadata.jsonl"
@@ -107,13 +107,7 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
         raise DataError(f"{root / METADATA}: none of its {len(entries)} files is a readable image")
     everything = ImageTextSet(to_channels(np.stack(images), int(data_cfg.channels)), [t for _, t in kept],
                               names=[n for n, _ in kept])
-    result = {}
-    for split in splits:
-        indices = hash_split(everything.names, split)[:split_limit(data_cfg, split)]
-        if not indices:
-            raise empty_split_error("folder", split, len(everything), "a folder needs at least 3 readable images")
-        result[split] = everything.subset(indices)
-    return result
+    return hash_splits(everything, data_cfg, splits, "folder", "a folder needs at least 3 readable images")
 
 
 def folder_signature(data_cfg: Any) -> str:

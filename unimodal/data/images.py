@@ -113,6 +113,18 @@ def empty_split_error(name: str, split: str, usable: int, hint: str) -> DataErro
 
 
 # --- Fashion-MNIST ---------------------------------------------------------------------------
+def hash_splits(everything: ImageTextSet, data_cfg: Any, splits: tuple[str, ...], name: str,
+                hint: str) -> dict[str, ImageTextSet]:
+    """Each split of ``everything`` by a hash of its file names, capped by the split's ``num_*`` key."""
+    result = {}
+    for split in splits:
+        indices = hash_split(everything.names, split)[:split_limit(data_cfg, split)]
+        if not indices:
+            raise empty_split_error(name, split, len(everything), hint)
+        result[split] = everything.subset(indices)
+    return result
+
+
 def _read_idx(path: Path, kind: str) -> np.ndarray:
     """One gzipped IDX file (LeCun's MNIST format): a big-endian header, then uint8 data."""
     magic, header = _IDX_MAGIC[kind]
