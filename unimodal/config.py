@@ -114,6 +114,7 @@ class ModelConfig:
     intermediate_size: int = 704
     context_length: int = 256
     dropout: float = 0.0
+    media_positions: bool = False  # learned index-in-media-span embedding (unimodal/model/lm.py)
 
 
 @dataclass

@@ -52,8 +52,9 @@ class Pipeline:
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> Pipeline:
-        from transformers import LlamaForCausalLM
         from transformers.utils import logging as hf_logging
+
+        from unimodal.model.lm import load_lm
 
         hf_logging.disable_progress_bar()
 
@@ -81,7 +82,7 @@ class Pipeline:
         if not (lm_dir / "vocab.json").is_file():
             raise UnimodalError(f"{lm_dir}: no trained language model here (did training finish?)")
         vocab.check_same(Vocabulary.load(lm_dir / "vocab.json"), f"checkpoint {lm_dir}")
-        model = LlamaForCausalLM.from_pretrained(lm_dir)
+        model = load_lm(lm_dir, vocab)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         codec = SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),

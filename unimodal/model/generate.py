@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
+from unimodal.model.lm import embed_ids
 from unimodal.sequence import SequenceCodec
 from unimodal.vocab import CLOSERS, OPENERS
 
@@ -227,9 +228,11 @@ def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.
     generated: list[list[int]] = [[] for _ in range(batch)]
     past = None
     step_input = ids
+    history = ids  # the whole sequence so far: media-span positions of the new token depend on it
     for _ in range(sampling.max_new_tokens):
         position_ids = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
-        out = model(input_ids=step_input, attention_mask=attention, position_ids=position_ids,
+        out = model(inputs_embeds=embed_ids(model, step_input, history), attention_mask=attention,
+                    position_ids=position_ids,
                     use_cache=True, **{_CACHE_ARG: past})
         past = getattr(out, _CACHE_ARG)
         logits = out.logits[:, -1].float()
@@ -272,5 +275,6 @@ def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.
             break
         step = next_tokens if not guided else torch.cat([next_tokens, next_tokens])
         step_input = step[:, None].to(device)
+        history = torch.cat([history, step_input], dim=1)
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
     return [np.asarray(g, dtype=np.int64) for g in generated]

@@ -1,13 +1,25 @@
-"""The backbone: a Hugging Face Llama causal LM built from config over the shared vocabulary."""
+"""The backbone: a Hugging Face Llama causal LM built from config over the shared vocabulary.
+
+Optionally (``model.media_positions``) a learned embedding of each token's index inside its media span
+is added to the token embedding (:class:`MediaPositions`). It lives beside the HF model as the
+submodule ``media_positions``; :func:`embed_ids` is the one place that turns ids into input vectors,
+used by training and generation alike. :func:`save_lm` writes the HF model as ``save_pretrained`` does,
+so the folder stays a plain Llama, with the table in its own file that :func:`load_lm` reads back.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from unimodal.vocab import Vocabulary
+from unimodal.vocab import OPENERS, Vocabulary
+
+MEDIA_POSITIONS_KEY = "unimodal_media_positions"  # extra LlamaConfig field: span length covered (0 = off)
+MEDIA_POSITIONS_FILE = "media_positions.safetensors"
 
 
 def llama_config(model_cfg: Any, vocab: Vocabulary) -> LlamaConfig:
@@ -25,12 +37,85 @@ def llama_config(model_cfg: Any, vocab: Vocabulary) -> LlamaConfig:
         eos_token_id=vocab.eos_id,
         tie_word_embeddings=False,
         rope_theta=10000.0,
+        **{MEDIA_POSITIONS_KEY: int(model_cfg.context_length) if model_cfg.get("media_positions") else 0},
     )
+
+
+class MediaPositions(nn.Module):
+    """Embedding of a token's index inside its media span (0 outside spans, kept at zero).
+
+    Why our own: rotary positions only tell a token its distance to others, so a small model has to work
+    out an image token's row and column by finding ``<boi>`` first; this hands it the index directly
+    (a learned 1-D index over the span, so the same table serves image grids, AnyRes tiles and audio
+    frames). An index restarts at every span opener, ``<tile>`` and ``<frame>``.
+    """
+
+    def __init__(self, vocab: Vocabulary, hidden_size: int, max_span: int) -> None:
+        super().__init__()
+        self.max_span = int(max_span)
+        self.embed = nn.Embedding(self.max_span + 1, hidden_size, padding_idx=0)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        with torch.no_grad():
+            self.embed.weight[0].zero_()
+        self.media_start = vocab.text_size + len(vocab.specials)
+        resets = [vocab.special(OPENERS[m]) for m in vocab.media]
+        resets += [vocab.special(name) for name in ("<tile>", "<frame>") if name in vocab.specials]
+        self.register_buffer("resets", torch.tensor(resets, dtype=torch.long), persistent=False)
+
+    def positions(self, ids: torch.Tensor) -> torch.Tensor:
+        index = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
+        start = torch.where(torch.isin(ids, self.resets), index, -1).cummax(dim=-1).values
+        inside = (ids >= self.media_start) & (start >= 0)
+        return torch.where(inside, index - start, 0).clamp(max=self.max_span)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.positions(ids))
 
 
 def build_lm(model_cfg: Any, vocab: Vocabulary) -> LlamaForCausalLM:
     model = LlamaForCausalLM(llama_config(model_cfg, vocab))
+    _attach_media_positions(model, vocab)
     return model
+
+
+def _attach_media_positions(model: LlamaForCausalLM, vocab: Vocabulary) -> None:
+    span = int(getattr(model.config, MEDIA_POSITIONS_KEY, 0) or 0)
+    if span:
+        model.media_positions = MediaPositions(vocab, model.config.hidden_size, span)
+
+
+def save_lm(model: LlamaForCausalLM, folder: str | Path) -> None:
+    """``save_pretrained`` of the plain HF model, plus ``media_positions.safetensors`` when it has one."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("media_positions.")}
+    model.save_pretrained(folder, state_dict=state)
+    if hasattr(model, "media_positions"):
+        save_file({"weight": model.media_positions.embed.weight.detach().contiguous()},
+                  str(folder / MEDIA_POSITIONS_FILE))
+
+
+def load_lm(folder: str | Path, vocab: Vocabulary) -> LlamaForCausalLM:
+    """A model written by :func:`save_lm`."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    model = LlamaForCausalLM.from_pretrained(folder)
+    _attach_media_positions(model, vocab)
+    if hasattr(model, "media_positions"):
+        model.media_positions.embed.weight.data.copy_(load_file(str(folder / MEDIA_POSITIONS_FILE))["weight"])
+    return model
+
+
+def embed_ids(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    """Input vectors for ``ids``; ``context`` is the whole sequence ``ids`` ends (for cached decoding)."""
+    embeds = model.get_input_embeddings()(ids)
+    positions = getattr(model, "media_positions", None)
+    if positions is not None:
+        index = positions.positions(ids if context is None else context)
+        embeds = embeds + positions.embed(index[..., index.shape[-1] - ids.shape[-1]:])
+    return embeds
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from unimodal.model.lm import embed_ids
 from unimodal.sequence import MODALITY_CODES
 
 _NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
@@ -24,7 +25,8 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     """
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: lets attention take its plain causal fast path
-    hidden = model.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
+                         use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
     per_token = F.cross_entropy(logits.float(), ids[:, 1:][mask], reduction="none")

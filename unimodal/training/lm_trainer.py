@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from unimodal.model.lm import build_lm, count_parameters
+from unimodal.model.lm import build_lm, count_parameters, save_lm
 from unimodal.sequence import SequenceCodec
 from unimodal.training.lm_data import TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
@@ -69,7 +69,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer.save_checkpoint(last)
     seconds = time.perf_counter() - started
     out = run_dir / "lm"
-    model.save_pretrained(out)
+    save_lm(model, out)
     vocab.save(out / "vocab.json")  # the checkpoint names the vocabulary it was trained on
     summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
                **{k: float(v) for k, v in trainer.callback_metrics.items()}}
