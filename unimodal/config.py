@@ -53,6 +53,8 @@ class TextTokenizerConfig:
     vocab_size: int = 512
     min_frequency: int = 2
     lowercase: bool = True
+    path: str | None = None      # hf (tokenizer/text=pretrained): tokenizer folder or hub id
+    pad_to: int = 0              # hf: text ids padded to this many (a model's embedding rows); 0 = its own size
 
 
 @dataclass
@@ -115,6 +117,7 @@ class ModelConfig:
     context_length: int = 256
     dropout: float = 0.0
     media_positions: bool = False  # learned index-in-media-span embedding (unimodal/model/lm.py)
+    pretrained: str | None = None  # model=from_pretrained: HF causal LM folder or hub id (stage=align)
 
 
 @dataclass

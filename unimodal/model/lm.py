@@ -99,9 +99,10 @@ def save_lm(model: LlamaForCausalLM, folder: str | Path) -> None:
 def load_lm(folder: str | Path, vocab: Vocabulary) -> LlamaForCausalLM:
     """A model written by :func:`save_lm`."""
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
 
     folder = Path(folder)
-    model = LlamaForCausalLM.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)  # a Llama, or the family stage=align started from
     _attach_media_positions(model, vocab)
     if hasattr(model, "media_positions"):
         model.media_positions.embed.weight.data.copy_(load_file(str(folder / MEDIA_POSITIONS_FILE))["weight"])

@@ -44,7 +44,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
         len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks)))
     val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=TaskBatches(
         len(sets["val"]), len(tasks), batch, shuffle=False))
-    model = build_lm(cfg.model, vocab)
+    from unimodal.model.extend import ALIGN_STAGE, build_aligned_lm, merge_new_rows
+    aligning = cfg.stage.name == ALIGN_STAGE  # a pretrained LM, frozen but for the rows of our new tokens
+    model = build_aligned_lm(cfg.model, vocab, int(cfg.seed)) if aligning else build_lm(cfg.model, vocab)
     print(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "
           f"{vocab.size} ids, tasks {tasks}", flush=True)
     module = LMModule(model, cfg.lm)
@@ -69,7 +71,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer.save_checkpoint(last)
     seconds = time.perf_counter() - started
     out = run_dir / "lm"
-    save_lm(model, out)
+    save_lm(merge_new_rows(model), out)  # align: the new rows merged back into one plain HF model
     vocab.save(out / "vocab.json")  # the checkpoint names the vocabulary it was trained on
     summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
                **{k: float(v) for k, v in trainer.callback_metrics.items()}}

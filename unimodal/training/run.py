@@ -55,7 +55,7 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     settings.pop("layout", None)
     settings.pop("channels", None)  # always data.channels, which data_fp covers
     cls = registered_kind(tok_cfg.kind)
-    if cls is not None and modality != "text":
+    if cls is not None:
         kept = constructor_options(cls, settings)
         settings = {k: v for k, v in settings.items() if k in kept or k in ("kind", "train")}
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
@@ -83,6 +83,7 @@ def cpu_has_native_bf16() -> bool:
 def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                        media: list[str]) -> dict[str, tuple[ModalityTokenizer, Path]]:
     """Load each tokenizer from ``paths.tokenizers_dir`` or train and export it (stage 0)."""
+    from unimodal.tokenizers import constructor_options
     from unimodal.tokenizers.text import TextTokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer, measure_in_batches
 
@@ -96,13 +97,18 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             _say(f"[stage 0] reusing {modality} tokenizer {folder}")
             result[modality] = (load_tokenizer(folder), folder)
             continue
-        pretrained = modality != "text" and not getattr(registered_kind(tok_cfg.kind), "trainable", True)
+        pretrained = not getattr(registered_kind(tok_cfg.kind), "trainable", True)
         if not cfg.stage.train_tokenizers and not pretrained:
             raise UnimodalError(f"no {modality} tokenizer at {folder} for this config and data; "
                                 f"run stage=tokenizers (or stage=all) first")
         started = time.perf_counter()
-        if modality == "text":
-            tokenizer: Any = TextTokenizer.train(samples["train"].captions, **tokenizer_options("text", tok_cfg))
+        if modality == "text" and pretrained:  # a pretrained LM's own tokenizer (stage=align): loaded, not trained
+            tokenizer: Any = build_tokenizer("text", tok_cfg)
+            lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
+            metrics = {"tokens_per_caption": float(np.mean(lengths)), "vocab": tokenizer.codebook_size}
+        elif modality == "text":
+            options = constructor_options(TextTokenizer, tokenizer_options("text", tok_cfg))
+            tokenizer = TextTokenizer.train(samples["train"].captions, **options)
             lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
             metrics = {"tokens_per_caption": float(np.mean(lengths)), "learned_vocab":
                        tokenizer.tokenizer.get_vocab_size()}
@@ -175,6 +181,8 @@ def train(cfg: DictConfig) -> Path | None:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     media = list(cfg.modality.media)
     check_source(cfg.data, media)
+    from unimodal.model.extend import check_align_config
+    check_align_config(cfg)  # stage=align: a pretrained LM and its own tokenizer, checked before stage 0
     if "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
