@@ -165,6 +165,7 @@ def build_aligned_lm(model_cfg: Any, vocab: Vocabulary, seed: int = 0) -> nn.Mod
         raise ConfigError("stage=align needs a pretrained LM: add model=from_pretrained "
                           "model.pretrained=<folder or hub id> (and tokenizer/text=pretrained)")
     model = extend_vocabulary(load_pretrained(str(model_cfg.pretrained)), vocab, seed)
+    model.train()  # from_pretrained returns eval mode (dropout off); training runs in train mode
     for name in ("pad", "bos", "eos"):  # our specials, as build_lm sets them for a model from scratch
         for config in (model.config, getattr(model, "generation_config", None)):
             if config is not None:
