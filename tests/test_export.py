@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from unimodal.errors import UnimodalError
 
@@ -24,9 +25,12 @@ def test_export_loads_with_automodel_and_matches_unimodal(smoke_run, tmp_path):
     assert not [p for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     assert {p.name for p in (out / "tokenizers").iterdir()} == {"text", "image", "audio"}
     manifest = json.loads((out / EXPORT_FILE).read_text())
-    assert manifest["media_positions"] is None and manifest["vocab"]["fingerprint"]
+    assert manifest["vocab"]["fingerprint"]
     exported = AutoModelForCausalLM.from_pretrained(out).eval()
     reference = unimodal.load(run_dir, device="cpu").model
+    # the default model has the media-position table (model.media_positions): exported beside the model
+    table = load_file(str(out / manifest["media_positions"]["file"]))["weight"]
+    torch.testing.assert_close(table, reference.media_positions.embed.weight, atol=0, rtol=0)
     ids = torch.randint(0, exported.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(exported(ids).logits, reference(ids).logits, atol=1e-6, rtol=0)

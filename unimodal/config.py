@@ -116,7 +116,7 @@ class ModelConfig:
     intermediate_size: int = 704
     context_length: int = 256
     dropout: float = 0.0
-    media_positions: bool = False  # learned index-in-media-span embedding (unimodal/model/lm.py)
+    media_positions: bool = True  # learned index-in-media-span embedding (unimodal/model/lm.py)
     pretrained: str | None = None  # model=from_pretrained: HF causal LM folder or hub id (stage=align)
 
 
