@@ -57,7 +57,7 @@ class FakeSamples:
 
 
 def expect(image_fp: str = "image-fp") -> dict:
-    return {"tokenizers": {"text": "text-fp", "image": image_fp}, "data": "data-fp", "vocab": "v"}
+    return {"tokenizers": {"text": "text-fp", "image": image_fp}, "data": "data-fp"}
 
 
 def write(folder: Path, count: int = 20, vocab_text: int = 100, image_fp: str = "image-fp",
@@ -80,7 +80,8 @@ def test_round_trip_through_memmaps(tmp_path):
         assert payloads["image"].dtype == np.int64 and np.array_equal(payloads["image"], expected.numpy())
     meta = json.loads((tmp_path / "train" / "shard.json").read_text())
     assert meta["tokenizers"] == {"text": "text-fp", "image": "image-fp"} and meta["shapes"]["image"] == [2, 3]
-    assert Vocabulary.load(tmp_path / "train" / "vocab.json").size == 100 + 15 + 50
+    vocab = Vocabulary.load(tmp_path / "train" / "vocab.json")
+    assert vocab.size == 100 + 15 + 50 and meta["vocab"] == vocab.fingerprint
     assert not list(tmp_path.glob("*.partial-*"))
 
 

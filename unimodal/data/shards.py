@@ -4,7 +4,8 @@ A shard is a folder (one per split)::
 
     tokens.bin    uint16 (vocabulary <= 65,536 ids) or uint32: every sample's tokens, back to back
     index.npy     int64 [N, M, 2]: offset and length of sample n's modality m (order: shard.json "modalities")
-    shard.json    format, dtype, count, modalities, per-modality code shapes, tokenizer + data fingerprints
+    shard.json    format, dtype, count, modalities, per-modality code shapes, tokenizer, data and vocabulary
+                  fingerprints
     vocab.json    the vocabulary the tokenizers give, with its fingerprint
     samples.json  captions and (synthetic) attributes, for evaluation and debugging
 
@@ -101,7 +102,7 @@ class TokenShard:
         return {name: self.codes(index, name) for name in self.modalities}
 
     def check(self, expect: dict[str, Any]) -> None:
-        """Refuse this shard unless it was built with the same tokenizers, data and vocabulary."""
+        """Refuse this shard unless its shard.json has every ``expect`` value (tokenizer and data fingerprints)."""
         for key, value in expect.items():
             if self.meta.get(key) != value:
                 raise VocabularyMismatch(
@@ -154,7 +155,7 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
     vocab.save(tmp / VOCAB)
     (tmp / SAMPLES).write_text(json.dumps({"captions": captions, "attributes": samples.attributes}))
     meta = {"format": FORMAT, "count": len(samples), "num_tokens": offset, "dtype": dtype.name,
-            "modalities": modalities, "shapes": shapes, **expect}
+            "modalities": modalities, "shapes": shapes, "vocab": vocab.fingerprint, **expect}
     (tmp / META).write_text(json.dumps(meta, indent=2))  # written last: the folder is complete from here on
     try:
         os.replace(tmp, folder)

@@ -16,10 +16,10 @@ from unimodal.vocab import Vocabulary
 DEFAULT_SPLITS = ("train", "val")
 
 
-def shard_expectations(cfg: DictConfig, tokenizers: dict[str, Any], vocab: Vocabulary) -> dict[str, Any]:
-    """What a reusable shard must have been built with (the keys of its shard.json that are checked)."""
-    return {"tokenizers": {m: t.fingerprint for m, t in tokenizers.items()}, "data": data_fingerprint(cfg.data),
-            "vocab": vocab.fingerprint}
+def shard_expectations(cfg: DictConfig, tokenizers: dict[str, Any]) -> dict[str, Any]:
+    """What a reusable shard must have been built with (the keys of its shard.json that are checked). Not the
+    vocabulary: local codes stay valid when a layout adds special tokens or modality ranges move."""
+    return {"tokenizers": {m: t.fingerprint for m, t in tokenizers.items()}, "data": data_fingerprint(cfg.data)}
 
 
 def shard_root(cfg: DictConfig, expect: dict[str, Any]) -> Path:
@@ -34,7 +34,7 @@ def prepare_shards(cfg: DictConfig, samples: dict[str, Samples], tokenizers: dic
                    vocab: Vocabulary, say: Any = print) -> dict[str, TokenShard]:
     """Each split's shard: reused when complete and built with these tokenizers and data, else written.
     ``tokenizers`` maps modality -> tokenizer for text and every medium the run uses."""
-    expect = shard_expectations(cfg, tokenizers, vocab)
+    expect = shard_expectations(cfg, tokenizers)
     root = shard_root(cfg, expect)
     shards = {}
     for split, split_samples in samples.items():
