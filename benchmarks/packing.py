@@ -1,15 +1,16 @@
 """Packed rows against length-grouped padded batches: tokens/s and padding, same model, same data.
 
-    python benchmarks/packing.py [steps=30] [warmup=3] [model=small] [rows=32] [num_train=6000] [threads=2]
+    python benchmarks/packing.py [steps=30] [warmup=5] [model=small] [rows=32] [num_train=6000] [threads=2]
 
 Data: the default run's sequences (modality=image+audio, every direction, condition dropped 10%): captions
 of the synthetic world through a BPE trained on them, and media codes drawn at random in the default
 tokenizers' shapes and codebooks (8x8 image codes of 64, 2x40 audio codes of 256). Step time does not
 depend on code values, only on lengths, which are the real ones. Each mode trains a fresh ``model=`` LM
-(same seed) for ``warmup`` + ``steps`` steps of ``masked_lm_loss`` + fused AdamW, under bf16 autocast
-when the CPU has native bf16 (what training uses): ``padded`` is the training default (``lm.batch_size``
-sequences of one length group, padded to the longest), ``packed`` is ``lm.packing=true`` (``rows`` rows
-of ``model.context_length`` tokens). Reported: real (non-padding) tokens/s, padding fraction, s/step.
+(same seed) for ``warmup`` + ``steps`` steps of ``masked_lm_loss`` + fused AdamW, steps of the two
+modes alternating, under bf16 autocast when the CPU has native bf16 (what training uses). ``padded`` is
+the training default (``lm.batch_size`` sequences of one length group, padded to the longest), ``packed``
+is ``lm.packing=true`` (``rows`` rows of ``model.context_length`` tokens). Reported: real (non-padding)
+tokens/s, target tokens/s, padding fraction, s/step.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> None:
     from unimodal.training.run import build_tokenizer, build_vocab, cpu_has_native_bf16, media_shapes, tokenizer_options
 
     args = dict(a.split("=", 1) for a in argv)
-    steps, warmup = int(args.get("steps", 30)), int(args.get("warmup", 3))
+    steps, warmup = int(args.get("steps", 30)), int(args.get("warmup", 5))
     torch.set_num_threads(int(args.get("threads", 2)))
     cfg = compose([f"model={args.get('model', 'small')}", f"data.num_train={args.get('num_train', 6000)}"])
     rows = int(args.get("rows", cfg.lm.batch_size))
@@ -70,33 +71,34 @@ def main(argv: list[str]) -> None:
     bf16 = cpu_has_native_bf16()
     autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext
 
-    results = {}
+    # Steps alternate between the modes, so load from other processes slows both alike.
+    runs = {}
     for mode, loader in (("padded", padded), ("packed", packed)):
         torch.manual_seed(0)
         model = build_lm(cfg.model, vocab)
-        optimizer = LMModule(model, cfg.lm).configure_optimizers()["optimizer"]
-        real = positions = targets = 0
-        elapsed = 0.0
-        for step, item in enumerate(loader):
-            if step == warmup + steps:
-                break
+        runs[mode] = {"model": model, "optimizer": LMModule(model, cfg.lm).configure_optimizers()["optimizer"],
+                      "batches": iter(loader), "real": 0, "positions": 0, "targets": 0, "seconds": 0.0}
+    for step in range(warmup + steps):
+        for run in runs.values():
+            item = next(run["batches"])  # loader time is excluded: both modes compose the same items
             started = time.perf_counter()
             with autocast():
-                loss, _ = masked_lm_loss(model, item["ids"], item["loss_mask"], item.get("attention_mask"),
+                loss, _ = masked_lm_loss(run["model"], item["ids"], item["loss_mask"], item.get("attention_mask"),
                                          None, item.get("position_ids"))
             loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step >= warmup:  # loader time is excluded: both modes compose the same items
-                elapsed += time.perf_counter() - started
-                real += int((item["ids"] != vocab.pad_id).sum())
-                positions += item["ids"].numel()
-                targets += int(item["loss_mask"].sum())
-        results[mode] = {"tokens_per_s": real / elapsed, "padding": 1 - real / positions,
-                         "s_per_step": elapsed / steps, "tokens_per_step": real / steps,
-                         "targets_per_s": targets / elapsed, "loss": float(loss.detach())}
+            run["optimizer"].step()
+            run["optimizer"].zero_grad(set_to_none=True)
+            if step >= warmup:
+                run["seconds"] += time.perf_counter() - started
+                run["real"] += int((item["ids"] != vocab.pad_id).sum())
+                run["positions"] += item["ids"].numel()
+                run["targets"] += int(item["loss_mask"].sum())
+    results = {mode: {"tokens_per_s": r["real"] / r["seconds"], "padding": 1 - r["real"] / r["positions"],
+                      "s_per_step": r["seconds"] / steps, "tokens_per_step": r["real"] / steps,
+                      "targets_per_s": r["targets"] / r["seconds"]} for mode, r in runs.items()}
 
-    print(f"\nmodel={cfg.model.name} ({count_parameters(model) / 1e6:.2f}M), {'bf16 autocast' if bf16 else 'fp32'}, "
+    size = count_parameters(runs["packed"]["model"]) / 1e6
+    print(f"\nmodel={cfg.model.name} ({size:.2f}M), {'bf16 autocast' if bf16 else 'fp32'}, "
           f"{torch.get_num_threads()} threads, {steps} timed steps each, load average {os.getloadavg()[0]:.2f}")
     print(f"{'mode':<8}{'tokens/s':>10}{'targets/s':>11}{'padding':>9}{'s/step':>8}{'tokens/step':>13}")
     for mode, r in results.items():
