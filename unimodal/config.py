@@ -140,6 +140,7 @@ class LMTrainConfig:
     cond_drop_prob: float = 0.1
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
+    packing: bool = False      # several documents per row, attention kept inside each (training/packing.py)
 
 
 @dataclass
@@ -179,6 +180,7 @@ class PathsConfig:
     tokenizers_dir: str = "tokenizers"
     runs_dir: str = "runs"
     cache_dir: str = ".cache/unimodal"
+    shards_dir: str | None = None   # token shards; default <cache_dir>/shards/<hash of data + tokenizers>
 
 
 @dataclass

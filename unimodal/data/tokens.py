@@ -1,23 +1,18 @@
-"""Tokenize a dataset once: per-sample local codes for every modality, cached on disk.
+"""Tokenized samples in memory: per-sample local codes for every modality, and image tensor helpers.
 
-The cache is keyed by the data fingerprint and every tokenizer's fingerprint, written to a
-temporary name and renamed only when complete (a killed run never leaves a file that looks whole).
-Task templates are applied at load time, so one cache serves every direction and layout.
+Training reads the on-disk form, :class:`unimodal.data.shards.TokenShard` (same interface); this one serves
+small sets built on the fly (tests, tools). Task templates are applied at load time, so one set serves
+every direction and layout.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-from unimodal.errors import VocabularyMismatch
 
 
 @dataclass
@@ -35,37 +30,6 @@ class TokenizedSet:
         for name, codes in self.media.items():
             out[name] = codes[index]
         return out
-
-    # --- persistence ---------------------------------------------------------------------
-    def save(self, path: Path, meta: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lengths = np.array([len(t) for t in self.text], dtype=np.int64)
-        arrays = {"text_flat": np.concatenate(self.text).astype(np.int32) if len(self.text) else
-                  np.zeros(0, np.int32), "text_lengths": lengths}
-        for name, codes in self.media.items():
-            arrays[f"media_{name}"] = codes.astype(np.int32)
-        meta = dict(meta, captions=self.captions, attributes=self.attributes)
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path, expect: dict[str, Any]) -> TokenizedSet:
-        with np.load(path) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-            for key, value in expect.items():
-                if meta.get(key) != value:
-                    raise VocabularyMismatch(
-                        f"{path}: token cache was built with {key}={meta.get(key)} but this run has "
-                        f"{key}={value}; delete the cache file or use the matching tokenizers")
-            offsets = np.concatenate([[0], np.cumsum(data["text_lengths"])])
-            flat = data["text_flat"].astype(np.int64)
-            text = [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-            media = {key[len("media_"):]: data[key].astype(np.int64) for key in data.files
-                     if key.startswith("media_")}
-        return cls(text, media, meta.get("captions", []), meta.get("attributes", []))
 
 
 def tokenize_samples(samples: Any, tokenizers: dict[str, Any], batch_size: int = 64, progress: bool = True,

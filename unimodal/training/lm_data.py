@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from unimodal.data.shards import TokenShard
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
 from unimodal.sequence import SequenceCodec
@@ -16,7 +17,7 @@ class TaskDataset(Dataset):
     ``draw`` seeds whether its condition is dropped (probability ``cond_drop_prob``). An int index ``i``
     means ``divmod(i, len(tasks))`` with ``draw = i``."""
 
-    def __init__(self, tokens: TokenizedSet, codec: SequenceCodec, tasks: list[str],
+    def __init__(self, tokens: TokenizedSet | TokenShard, codec: SequenceCodec, tasks: list[str],
                  context_length: int, cond_drop_prob: float = 0.0, seed: int = 0) -> None:
         self.tokens = tokens
         self.codec = codec

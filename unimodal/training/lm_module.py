@@ -17,8 +17,12 @@ _NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
 
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                    attention_mask: torch.Tensor | None = None,
-                   modality: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   modality: torch.Tensor | None = None,
+                   position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Next-token loss on positions where ``loss_mask`` marks the *target* token.
+
+    Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
+    no ``attention_mask``: transformers then keeps attention inside each document.
 
     The output projection runs only on those positions: on a CPU the full ``[B, L, V]`` logits
     cost more memory traffic than the rest of the step.
@@ -26,7 +30,7 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: lets attention take its plain causal fast path
     hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
-                         use_cache=False).last_hidden_state
+                         position_ids=position_ids, use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
     per_token = F.cross_entropy(logits.float(), ids[:, 1:][mask], reduction="none")
@@ -49,8 +53,8 @@ class LMModule(L.LightningModule):
         self.train_cfg = train_cfg
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch["attention_mask"],
-                                     batch["modality"])
+        loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
+                                     batch["modality"], batch.get("position_ids"))
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")

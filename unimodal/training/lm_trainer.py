@@ -42,6 +42,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     batch = int(cfg.lm.batch_size)
     train_loader = DataLoader(train_set, collate_fn=pad, batch_sampler=TaskBatches(
         len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks)))
+    if cfg.lm.packing:  # several documents per row instead (validation stays padded: comparable losses)
+        from unimodal.training.packing import packed_loader
+        train_loader = packed_loader(train_set, batch, weights, int(cfg.seed))
     val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=TaskBatches(
         len(sets["val"]), len(tasks), batch, shuffle=False))
     from unimodal.model.extend import ALIGN_STAGE, build_aligned_lm, merge_new_rows

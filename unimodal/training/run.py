@@ -14,7 +14,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
-from unimodal.data.tokens import TokenizedSet, tokenize_samples
 from unimodal.errors import ConfigError, UnimodalError
 from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer, registered_kind
 from unimodal.vocab import Vocabulary
@@ -213,21 +212,8 @@ def train(cfg: DictConfig) -> Path | None:
     OmegaConf.save(cfg, run_dir / "config.yaml")
     (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
-    encoders = {m: tokenizers[m] for m in ["text", *media]}
-    fps = {m: t.fingerprint for m, t in encoders.items()}
-    key = hash_json({"data": data_fingerprint(cfg.data), "tokenizers": fps})[:12]
-    cache = Path(cfg.paths.cache_dir)
-    sets = {}
-    for split, split_samples in samples.items():
-        path = cache / f"tokens-{split}-{key}.npz"
-        expect = {"tokenizers": fps, "data": data_fingerprint(cfg.data)}
-        if path.is_file():
-            sets[split] = TokenizedSet.load(path, expect)
-            _say(f"[tokens] reusing {path}")
-        else:
-            sets[split] = tokenize_samples(split_samples, encoders, progress=cfg.progress, desc=f"tokenize {split}")
-            sets[split].save(path, expect)
-            _say(f"[tokens] {split}: {len(split_samples)} samples -> {path}")
+    from unimodal.training.shards_run import prepare_shards
+    sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
     from unimodal.training.lm_trainer import fit_lm
     fit_lm(cfg, vocab, shapes, sets, run_dir)
