@@ -137,6 +137,13 @@ class LMTrainConfig:
     cond_drop_prob: float = 0.1
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
+    log_every_steps: int = 10
+
+
+@dataclass
+class WandbConfig:
+    project: str = "unimodal"
+    offline: bool = True       # write under <run>/wandb without network; `wandb sync` uploads later
 
 
 @dataclass
@@ -188,6 +195,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     lm: LMTrainConfig = field(default_factory=LMTrainConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
     run_dir: str | None = None
     resume: bool = True

@@ -43,10 +43,18 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
 
 
 class LMModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, train_cfg: Any) -> None:
+    def __init__(self, model: torch.nn.Module, train_cfg: Any, compile: bool = False) -> None:
         super().__init__()
         self.model = model
         self.train_cfg = train_cfg
+        self.compile_backbone = compile
+
+    def configure_model(self) -> None:
+        # trainer.compile: the transformer stack only. The loss head indexes by the loss mask (a
+        # data-dependent shape) and is cheap; Module.compile keeps the state_dict keys of the plain model.
+        if self.compile_backbone and not getattr(self, "_compiled", False):
+            self.model.model.compile()
+            self._compiled = True
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch["attention_mask"],
