@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import smoke_overrides
+from unimodal.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, KILL_AFTER = 8, 4
@@ -105,6 +106,8 @@ def test_sampler_resumes_mid_epoch_and_across_epochs():
     third = sampler()
     third.load_state_dict(first.state_dict())
     assert list(third) == passes[1]
+    with pytest.raises(ConfigError, match="lm.batch_size"):
+        TaskBatches(10, 3, 2, seed=3).load_state_dict(first.state_dict())
 
 
 def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
+from unimodal.errors import ConfigError
 from unimodal.sequence import SequenceCodec
 
 
@@ -97,15 +98,21 @@ class TaskBatches(Sampler[list[tuple[int, int, int]]]):
     def state_dict(self) -> dict[str, int]:
         """The data position. Exact while the loader prefetches nothing (``num_workers=0``, as fit_lm
         builds it, and Lightning's fetcher skips prefetching for loaders with a length)."""
-        return {"epoch": self.epoch, "batches": self.handed_out, "seed": self.seed}
+        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if int(state.get("seed", self.seed)) != self.seed:
-            raise ValueError(f"checkpoint data order was drawn with seed {state['seed']}, this run has {self.seed}")
+        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
+        if changed:  # the saved position counts batches of another order
+            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
+                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
         epoch, batches = int(state["epoch"]), int(state["batches"])
         if batches >= len(self):  # saved on the last batch of a pass: continue with the next pass
             epoch, batches = epoch + 1, 0
         self.epoch, self.handed_out, self._skip = epoch, batches, (epoch, batches)
+
+    def _shape(self) -> dict[str, int]:
+        return {"seed": self.seed, "num_samples": self.num_samples, "num_tasks": self.num_tasks,
+                "batch_size": self.batch_size}
 
     def __len__(self) -> int:
         if not self.shuffle:
