@@ -1,7 +1,7 @@
 """Training throughput: our Lightning LM step against a plain compiled PyTorch loop, in one run.
 
     python benchmarks/train_speed.py model=large [batch=8] [seq=2048] [steps=20] [warmup=5] [device=cuda]
-        [precision=bf16-mixed] [peak_tflops=790] [vocab=16384] [variants=plain,ours,ours_eager] [threads=]
+        [precision=bf16-mixed] [peak_tflops=790] [vocab=16384] [variants=plain,ours] [threads=]
 
 Both sides train the same model (``conf/model/<model>.yaml`` over a ``vocab``-id vocabulary, same seed) on
 the same fixed batch of random ids, loss on every position, with the same precision (fp32 weights, bf16
@@ -11,7 +11,8 @@ autocast under ``bf16-mixed``), fused AdamW and gradient clipping at 1.0:
   every 10 steps, RNG-state callback), with ``trainer.compile=true`` (the transformer stack compiled);
   ``ours_eager`` the same without compiling. Checkpoint saves are left out.
 - ``plain``: ``torch.compile(LlamaForCausalLM)`` in a bare loop: forward with ``labels``, backward, clip,
-  step.
+  step; ``plain_eager`` the same loop without compiling (so that ``ours_eager / plain_eager`` is the cost of
+  Lightning and our loss alone).
 
 Each side runs ``warmup`` steps (compilation) and then ``steps`` timed steps. Model FLOPs per token
 (PaLM, appendix B; nanoGPT uses the same): ``6 * N + 12 * L * d * T``, where ``N`` is the parameter count
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("plain", "ours", "ours_eager")
+VARIANTS = ("plain", "ours", "ours_eager", "plain_eager")
 
 
 def flops_per_token(model: torch.nn.Module, seq: int) -> float:
@@ -104,7 +105,7 @@ def run_ours(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, w
 
 
 def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, warmup: int, device: str,
-              precision: str) -> float:
+              precision: str, compile: bool = True) -> float:
     """Seconds for ``steps`` steps of a bare compiled loop over ``LlamaForCausalLM``, after ``warmup`` steps."""
     from transformers import LlamaForCausalLM
 
@@ -117,7 +118,7 @@ def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, 
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.lm.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lm.lr, betas=(0.9, 0.95), fused=True)
-    compiled = torch.compile(model)
+    compiled = torch.compile(model) if compile else model
     bf16 = precision.startswith("bf16")
     start = 0.0
     for step in range(warmup + steps):
@@ -177,8 +178,8 @@ def main(argv: list[str]) -> None:
     for variant in variants:
         print(f"[train_speed] {variant}: {warmup} warm-up + {steps} timed steps of {batch_size} x {seq} ...",
               flush=True)
-        if variant == "plain":
-            seconds = run_plain(cfg, vocab, batch, steps, warmup, device, precision)
+        if variant.startswith("plain"):
+            seconds = run_plain(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "plain")
         else:
             seconds = run_ours(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "ours")
         tokens_per_s = steps * batch_size * seq / seconds
