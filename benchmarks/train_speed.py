@@ -14,7 +14,8 @@ autocast under ``bf16-mixed``), fused AdamW and gradient clipping at 1.0:
   step; ``plain_eager`` the same loop without compiling (so that ``ours_eager / plain_eager`` is the cost of
   Lightning and our loss alone).
 
-Each side runs ``warmup`` steps (compilation) and then ``steps`` timed steps. Model FLOPs per token
+Each side runs ``warmup`` steps (compilation) and then ``steps`` timed steps: on CUDA tokens/s is over the
+whole timed span, on a CPU (shared, noisy) over the median step. Model FLOPs per token
 (PaLM, appendix B; nanoGPT uses the same): ``6 * N + 12 * L * d * T``, where ``N`` is the parameter count
 without the input embedding table (a lookup, no matmul; the output head counts), ``L`` layers, ``d`` the
 hidden size and ``T`` the sequence length (the attention score and value matmuls, counted in full as is
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,14 +58,17 @@ def make_batch(vocab_size: int, batch: int, seq: int, seed: int = 0) -> dict[str
             "task": torch.zeros(batch, dtype=torch.long)}
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
+def _stamp(device: str, first: bool) -> float:
+    """A time stamp before a step. On CUDA only the first and last wait for the device (waiting at every
+    step would stall the queue a real run keeps full), so there only the whole span means anything."""
+    if first and device == "cuda":
         torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def run_ours(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, warmup: int, device: str,
-             precision: str, compile: bool) -> float:
-    """Seconds for ``steps`` steps of LMModule under a Lightning Trainer, after ``warmup`` steps."""
+             precision: str, compile: bool) -> list[float]:
+    """Time stamps of ``steps`` steps of LMModule under a Lightning Trainer, after ``warmup`` steps."""
     import lightning as L
     from torch.utils.data import DataLoader, Dataset
 
@@ -80,16 +86,15 @@ def run_ours(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, w
             return batch
 
     class Clock(L.Callback):
-        start = end = 0.0
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
 
         def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-            if trainer.global_step == warmup:
-                _sync(device)
-                self.start = time.perf_counter()
+            if trainer.global_step >= warmup:
+                self.stamps.append(_stamp(device, first=trainer.global_step == warmup))
 
         def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
-            _sync(device)
-            self.end = time.perf_counter()
+            self.stamps.append(_stamp(device, first=True))
 
     torch.manual_seed(0)
     module = LMModule(build_lm(cfg.model, vocab), cfg.lm, compile=compile)
@@ -101,12 +106,12 @@ def run_ours(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, w
                             log_every_n_steps=10, callbacks=[RngState(), clock], enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
         trainer.fit(module, DataLoader(SameBatch(), batch_size=None))
-    return clock.end - clock.start
+    return clock.stamps
 
 
 def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, warmup: int, device: str,
-              precision: str, compile: bool = True) -> float:
-    """Seconds for ``steps`` steps of a bare compiled loop over ``LlamaForCausalLM``, after ``warmup`` steps."""
+              precision: str, compile: bool = True) -> list[float]:
+    """Time stamps of ``steps`` steps of a bare loop over ``LlamaForCausalLM``, after ``warmup`` steps."""
     from transformers import LlamaForCausalLM
 
     from unimodal.model.lm import llama_config
@@ -120,11 +125,10 @@ def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, 
                                   lr=cfg.lm.lr, betas=(0.9, 0.95), fused=True)
     compiled = torch.compile(model) if compile else model
     bf16 = precision.startswith("bf16")
-    start = 0.0
+    stamps = []
     for step in range(warmup + steps):
-        if step == warmup:
-            _sync(device)
-            start = time.perf_counter()
+        if step >= warmup:
+            stamps.append(_stamp(device, first=step == warmup))
         ids = batch["ids"].to(device, non_blocking=True)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             loss = compiled(input_ids=ids, labels=ids).loss
@@ -132,8 +136,8 @@ def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    _sync(device)
-    return time.perf_counter() - start
+    stamps.append(_stamp(device, first=True))
+    return stamps
 
 
 def _commit() -> str:
@@ -179,12 +183,15 @@ def main(argv: list[str]) -> None:
         print(f"[train_speed] {variant}: {warmup} warm-up + {steps} timed steps of {batch_size} x {seq} ...",
               flush=True)
         if variant.startswith("plain"):
-            seconds = run_plain(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "plain")
+            stamps = run_plain(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "plain")
         else:
-            seconds = run_ours(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "ours")
-        tokens_per_s = steps * batch_size * seq / seconds
+            stamps = run_ours(cfg, vocab, batch, steps, warmup, device, precision, compile=variant == "ours")
+        seconds = stamps[-1] - stamps[0]
+        # On a shared CPU the median step is robust to other processes' bursts; on CUDA the whole span.
+        step_seconds = seconds / steps if device == "cuda" else statistics.median(np.diff(stamps))
+        tokens_per_s = batch_size * seq / step_seconds
         mfu = per_token * tokens_per_s / (peak * 1e12) if peak else None
-        rows.append({"variant": variant, "seconds": round(seconds, 3), "step_ms": round(1000 * seconds / steps, 1),
+        rows.append({"variant": variant, "seconds": round(seconds, 3), "step_ms": round(1000 * step_seconds, 1),
                      "tokens_per_s": round(tokens_per_s, 1), "mfu": None if mfu is None else round(mfu, 4)})
     plain = next((r for r in rows if r["variant"] == "plain"), None)
     for row in rows:
@@ -193,7 +200,8 @@ def main(argv: list[str]) -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"\nmodel={cfg.model.name} ({params / 1e6:.1f}M parameters, vocab {vocab.size}), batch {batch_size} x "
           f"seq {seq}, {precision}, {name}; {per_token / 1e9:.3f} GFLOP/token; peak "
-          f"{'n/a' if peak is None else f'{peak:g} TFLOP/s'}")
+          f"{'n/a' if peak is None else f'{peak:g} TFLOP/s'}; "
+          f"{'whole timed span' if device == 'cuda' else 'median step'} of {steps} after {warmup} warm-up")
     print(f"{'variant':<12}{'ms/step':>10}{'tokens/s':>12}{'MFU':>8}{'vs plain':>10}")
     for row in rows:
         mfu = "n/a" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
