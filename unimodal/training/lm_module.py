@@ -10,9 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from unimodal.model.lm import embed_ids
-from unimodal.sequence import MODALITY_CODES
-
-_NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
+from unimodal.training.dense_loss import dense_lm_loss, modality_means
 
 
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
@@ -33,15 +31,7 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     loss = per_token.mean() if per_token.numel() else hidden.sum() * 0.0
     parts: dict[str, float] = {}
     if modality is not None:
-        # Sums and counts of every modality, read back at once: one wait for the device per step instead
-        # of two per modality, which would stall a GPU's queue.
-        target_modality = modality[:, 1:][mask]
-        size = max(_NAME_OF) + 1
-        sums = torch.zeros(size, device=per_token.device).index_add_(0, target_modality, per_token.detach())
-        counts = torch.bincount(target_modality, minlength=size)
-        for code, (total, count) in enumerate(torch.stack([sums, counts.float()], dim=1).tolist()):
-            if count and code in _NAME_OF:
-                parts[_NAME_OF[code]] = total / count
+        parts = modality_means(per_token.detach(), modality[:, 1:][mask])
     return loss, parts
 
 
@@ -50,18 +40,12 @@ class LMModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.train_cfg = train_cfg
-        self.compile_backbone = compile
-
-    def configure_model(self) -> None:
-        # trainer.compile: the transformer stack only. The loss head indexes by the loss mask (a
-        # data-dependent shape) and is cheap; Module.compile keeps the state_dict keys of the plain model.
-        if self.compile_backbone and not getattr(self, "_compiled", False):
-            self.model.model.compile()
-            self._compiled = True
+        self.compile_step = compile  # trainer.compile: the step as one compiled graph (dense_loss.py)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch["attention_mask"],
-                                     batch["modality"])
+        loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
+        loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch["attention_mask"],
+                              batch["modality"])
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")
