@@ -125,6 +125,21 @@ def test_packed_batches_cover_each_item_once_within_capacity():
     assert list(sampler) == batches
 
 
+def test_packed_batches_move_on_by_themselves_and_resume_mid_epoch():
+    make = lambda: PackedBatches(ItemLengths(DATASET), num_samples=12, num_tasks=6, rows=3,  # noqa: E731
+                                 context_length=64, seed=2)
+    sampler = make()
+    first, second = list(sampler), list(sampler)  # Lightning never calls set_epoch on a batch sampler
+    assert second != first and sampler.epoch == 1
+    stopped = make()
+    consumed = iter(stopped)
+    for _ in range(3):
+        next(consumed)
+    resumed = make()
+    resumed.load_state_dict(stopped.state_dict())
+    assert list(resumed) == first[3:]
+
+
 def test_task_weights_hold_when_packed():
     sampler = PackedBatches(lambda item: 10, num_samples=200, num_tasks=3, rows=2, context_length=40,
                             weights=[6, 3, 1], seed=0)

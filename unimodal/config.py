@@ -141,6 +141,13 @@ class LMTrainConfig:
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
     packing: bool = False      # several documents per row, attention kept inside each (training/packing.py)
+    log_every_steps: int = 10
+
+
+@dataclass
+class WandbConfig:
+    project: str = "unimodal"
+    offline: bool = True       # write under <run>/wandb without network; `wandb sync` uploads later
 
 
 @dataclass
@@ -193,6 +200,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     lm: LMTrainConfig = field(default_factory=LMTrainConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
     run_dir: str | None = None
     resume: bool = True

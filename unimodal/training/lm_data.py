@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unimodal.data.shards import TokenShard
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
+from unimodal.errors import ConfigError
 from unimodal.sequence import SequenceCodec
 
 
@@ -83,9 +86,34 @@ class TaskBatches(Sampler[list[tuple[int, int, int]]]):
         self.num_samples, self.num_tasks = num_samples, num_tasks
         self.batch_size = min(batch_size, num_samples)
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.handed_out = 0           # batches of epoch ``self.epoch`` yielded so far
+        self._skip: tuple[int, int] | None = None   # (epoch, batches) already trained on, set by a resume
 
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning's set_epoch reaches a loader's sampler, not its batch sampler, so a new pass after a
+        # complete one advances ``epoch`` itself (__iter__); this stays for loaders that do call it.
+        if epoch != self.epoch:
+            self.handed_out = 0
         self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        """The data position. Exact while the loader prefetches nothing (``num_workers=0``, as fit_lm
+        builds it, and Lightning's fetcher skips prefetching for loaders with a length)."""
+        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
+        if changed:  # the saved position counts batches of another order
+            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
+                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        if batches >= len(self):  # saved on the last batch of a pass: continue with the next pass
+            epoch, batches = epoch + 1, 0
+        self.epoch, self.handed_out, self._skip = epoch, batches, (epoch, batches)
+
+    def _shape(self) -> dict[str, int]:
+        return {"seed": self.seed, "num_samples": self.num_samples, "num_tasks": self.num_tasks,
+                "batch_size": self.batch_size}
 
     def __len__(self) -> int:
         if not self.shuffle:
@@ -99,9 +127,14 @@ class TaskBatches(Sampler[list[tuple[int, int, int]]]):
                 block, task = divmod(k, self.num_tasks)
                 yield [(s, task, s * self.num_tasks + task) for s in range(block * size, (block + 1) * size)]
             return
+        if self.handed_out >= len(self):  # the previous pass was complete: this one is the next epoch
+            self.epoch, self.handed_out = self.epoch + 1, 0
         rng = np.random.default_rng((self.seed, self.epoch))
         order, cursor = rng.permutation(n), 0
         base = self.epoch * len(self) * size
+        # A resumed epoch replays its draws (cheap) without yielding the batches trained on before the kill.
+        skip = self._skip[1] if self._skip is not None and self._skip[0] == self.epoch else 0
+        self._skip, self.handed_out = None, skip
         for k in range(len(self)):
             group = self.groups[int(rng.choice(len(self.groups), p=self.group_probs))]
             inside = self.probs[group] / self.probs[group].sum()
@@ -110,7 +143,21 @@ class TaskBatches(Sampler[list[tuple[int, int, int]]]):
                 order, cursor = rng.permutation(n), 0
             chunk = order[cursor:cursor + size]
             cursor += size
+            if k < skip:
+                continue
+            self.handed_out = k + 1
             yield [(int(s), int(t), base + k * size + j) for j, (s, t) in enumerate(zip(chunk, tasks, strict=True))]
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose batch sampler's position goes into Lightning checkpoints: Lightning saves and
+    restores ``state_dict``/``load_state_dict`` of a train loader that has them, before its first batch."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 def collate(batch: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:

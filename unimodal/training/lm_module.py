@@ -10,9 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from unimodal.model.lm import embed_ids
-from unimodal.sequence import MODALITY_CODES
-
-_NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
+from unimodal.training.dense_loss import dense_lm_loss, modality_means
 
 
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
@@ -37,24 +35,21 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     loss = per_token.mean() if per_token.numel() else hidden.sum() * 0.0
     parts: dict[str, float] = {}
     if modality is not None:
-        target_modality = modality[:, 1:][mask]
-        detached = per_token.detach()
-        for code, name in _NAME_OF.items():
-            selected = target_modality == code
-            if selected.any():
-                parts[name] = float(detached[selected].mean())
+        parts = modality_means(per_token.detach(), modality[:, 1:][mask])
     return loss, parts
 
 
 class LMModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, train_cfg: Any) -> None:
+    def __init__(self, model: torch.nn.Module, train_cfg: Any, compile: bool = False) -> None:
         super().__init__()
         self.model = model
         self.train_cfg = train_cfg
+        self.compile_step = compile  # trainer.compile: the step as one compiled graph (dense_loss.py)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        loss, parts = masked_lm_loss(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
-                                     batch["modality"], batch.get("position_ids"))
+        loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
+        loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
+                              batch["modality"], batch.get("position_ids"))
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")

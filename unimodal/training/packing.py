@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unimodal.data.tasks import draw_drop
 from unimodal.errors import ConfigError
-from unimodal.training.lm_data import TaskDataset
+from unimodal.training.lm_data import ResumableLoader, TaskDataset
 
 Item = tuple[int, int, int]          # (sample, task, draw), as TaskDataset takes it
 
@@ -89,10 +89,30 @@ class PackedBatches(Sampler[list[tuple[int, int, int, int]]]):
         self.lengths, self.probs = lengths, probs / probs.sum()
         self.num_samples, self.num_tasks, self.rows, self.capacity = num_samples, num_tasks, rows, context_length
         self.seed, self.epoch, self.patience = seed, 0, patience or rows
+        self.handed_out = 0  # batches of epoch ``self.epoch`` yielded so far (the data position for resume)
         self._planned: tuple[int, list[list[tuple[int, int, int, int]]]] | None = None
 
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning calls set_epoch on a loader's sampler, not its batch sampler, so __iter__ also moves to
+        # the next epoch itself after a complete pass; this stays for loaders that do call it.
+        if epoch != self.epoch:
+            self.handed_out = 0
         self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        """The data position (exact with ``num_workers=0``, as fit_lm builds the loader)."""
+        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
+        if changed:  # the saved position counts batches of another plan
+            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
+                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
+        self.epoch, self.handed_out = int(state["epoch"]), int(state["batches"])
+
+    def _shape(self) -> dict[str, int]:
+        return {"seed": self.seed, "num_samples": self.num_samples, "num_tasks": self.num_tasks, "rows": self.rows,
+                "packed": 1}
 
     def items(self, epoch: int) -> list[Item]:
         count = self.num_samples * self.num_tasks
@@ -111,7 +131,11 @@ class PackedBatches(Sampler[list[tuple[int, int, int, int]]]):
         return len(self.plan(self.epoch))
 
     def __iter__(self):
-        yield from self.plan(self.epoch)
+        if self.handed_out >= len(self.plan(self.epoch)):  # the previous pass was complete: the next epoch
+            self.epoch, self.handed_out = self.epoch + 1, 0
+        for batch in self.plan(self.epoch)[self.handed_out:]:
+            self.handed_out += 1
+            yield batch
 
 
 class RowTagged(Dataset):
@@ -168,5 +192,5 @@ def packed_loader(dataset: TaskDataset, rows: int, weights: list[float] | None, 
     check_packing_supported()
     sampler = PackedBatches(ItemLengths(dataset), len(dataset.tokens), len(dataset.tasks), rows,
                             dataset.context_length, weights, seed)
-    return DataLoader(RowTagged(dataset), batch_sampler=sampler,
+    return ResumableLoader(RowTagged(dataset), batch_sampler=sampler,
                       collate_fn=partial(collate_packed, pad_id=dataset.codec.vocab.pad_id))

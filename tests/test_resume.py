@@ -1,0 +1,130 @@
+"""Resume is exact: a training process SIGKILLed mid-run continues from its last checkpoint with the losses
+of an uninterrupted run; the data position survives a resume; a checkpoint file is never left half written."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import smoke_overrides
+from unimodal.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS, KILL_AFTER = 8, 4
+# Every step logged and checkpointed; 16 samples x 2 tasks / batch 8 = 4 batches per epoch, so the kill
+# lands in the second epoch and the uninterrupted run crosses an epoch boundary too.
+OVERRIDES = ["modality=image", "data.num_train=16", f"lm.max_steps={STEPS}", "lm.log_every_steps=1",
+             "lm.checkpoint_every_steps=1", "lm.val_every_steps=3", "trainer.num_threads=1"]
+# The child sleeps after each step (numerics untouched) so that the kill lands mid-run, not after the end.
+CHILD = """import sys, time
+from unimodal.training.lm_module import LMModule
+LMModule.on_train_batch_end = lambda self, *args: time.sleep(float(sys.argv[1]))
+from unimodal.config import compose
+from unimodal.training.run import train
+train(compose(sys.argv[2:]))
+"""
+
+
+def _start(root: Path, run: str, pause: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    args = [sys.executable, "-c", CHILD, str(pause), *smoke_overrides(root, f"run_dir={root / run}", *OVERRIDES)]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, out[-2000:]
+    return out
+
+
+def _train_losses(path: Path) -> dict[int, float]:
+    with path.open(newline="") as handle:
+        return {int(row["step"]): float(row["train/loss"]) for row in csv.DictReader(handle) if row["train/loss"]}
+
+
+def _steps_logged(path: Path) -> int:
+    try:
+        return len(_train_losses(path))
+    except (OSError, KeyError, ValueError):  # not written yet, or caught mid-write
+        return 0
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    reference = _finish(_start(tmp_path, "reference", 0.0))  # also trains the tokenizers the others reuse
+    assert "resuming" not in reference
+
+    killed = _start(tmp_path, "killed", 0.3)
+    log = tmp_path / "killed" / "logs" / "metrics.csv"
+    deadline = time.monotonic() + 90
+    while _steps_logged(log) < KILL_AFTER:
+        assert killed.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "no training step logged in time"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "lm").exists()  # it really died mid-run
+
+    out = _finish(_start(tmp_path, "killed", 0.0))
+    resumed_at = int(out.split("resuming from")[1].split("at step")[1].split()[0])
+    assert KILL_AFTER <= resumed_at < STEPS
+    want = _train_losses(tmp_path / "reference" / "metrics.csv")
+    got = _train_losses(tmp_path / "killed" / "logs" / "metrics.csv")  # the resumed process only
+    assert sorted(got) == list(range(resumed_at, STEPS))  # same step count: continues at the next step
+    for step in got:
+        assert abs(got[step] - want[step]) <= 1e-5, (step, got[step], want[step])
+    merged = _train_losses(tmp_path / "killed" / "metrics.csv")  # the whole run, across the resume
+    assert sorted(merged) == list(range(STEPS))
+    assert all(abs(merged[s] - want[s]) <= 1e-5 for s in range(STEPS))
+    assert list((tmp_path / "killed" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_sampler_resumes_mid_epoch_and_across_epochs():
+    from unimodal.training.lm_data import TaskBatches
+
+    def sampler() -> TaskBatches:
+        return TaskBatches(10, 3, 4, [1.0, 2.0, 1.0], seed=3, groups=[[0, 1], [2]])
+
+    full = sampler()
+    passes = [list(full) for _ in range(3)]
+    assert passes[0] != passes[1] and full.epoch == 2  # each pass is a new epoch with a new order
+    first = sampler()
+    iterator = iter(first)
+    consumed = [next(iterator) for _ in range(3)]
+    second = sampler()
+    second.load_state_dict(first.state_dict())
+    assert consumed + list(second) == passes[0]
+    assert list(second) == passes[1]
+    consumed = [next(iterator) for _ in range(len(first) - 3)]  # saved on the last batch of the pass
+    third = sampler()
+    third.load_state_dict(first.state_dict())
+    assert list(third) == passes[1]
+    with pytest.raises(ConfigError, match="lm.batch_size"):
+        TaskBatches(10, 3, 2, seed=3).load_state_dict(first.state_dict())
+
+
+def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
+    from unimodal.training.resume import AtomicCheckpointIO, checkpoint_to_resume
+
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 3}, target)
+
+    def killed_mid_write(obj, handle, *args, **kwargs):
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # what a kill at this point would leave behind
+
+    monkeypatch.setattr(torch, "save", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 4}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True)["global_step"] == 3
+    assert checkpoint_to_resume(target.parent, True) == target
+    assert not list(target.parent.glob("*.partial"))  # the half-written file is cleaned up

@@ -1,0 +1,60 @@
+"""The LM loss for ``trainer.compile``: the whole step as one compiled graph.
+
+``masked_lm_loss`` (lm_module.py) runs the output head only on target positions, picked by a boolean
+mask: the cheapest in eager mode on a CPU, but a data-dependent shape, so torch.compile can take only
+the transformer stack and every step waits for the device to learn the number of targets. Here the head
+runs on every position and non-targets are ignored by the cross-entropy: fixed shapes, one graph (head
+and loss fused by the compiler), and the device is asked for nothing but the logged numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from unimodal.model.lm import embed_ids
+from unimodal.sequence import MODALITY_CODES
+
+IGNORE = -100
+_NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
+
+
+def _loss_graph(model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor,
+                attention_mask: torch.Tensor | None,
+                position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
+                         position_ids=position_ids, use_cache=False).last_hidden_state
+    logits = model.lm_head(hidden[:, :-1]).float()
+    per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none")
+    count = (targets != IGNORE).sum().clamp(min=1)
+    return per_token.sum() / count, per_token.view_as(targets)
+
+
+_compiled_loss_graph = torch.compile(_loss_graph)
+
+
+def dense_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
+                  attention_mask: torch.Tensor | None = None, modality: torch.Tensor | None = None,
+                  position_ids: torch.Tensor | None = None,
+                  compile: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+    """``masked_lm_loss``'s loss and per-modality parts, computed densely (and compiled unless told not to)."""
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # no padding: attention takes its plain causal path
+    targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], IGNORE)
+    graph = _compiled_loss_graph if compile else _loss_graph
+    loss, per_token = graph(model, ids, targets, attention_mask, position_ids)  # packed rows: positions restart
+    parts = modality_means(per_token.detach(), modality[:, 1:], loss_mask[:, 1:]) if modality is not None else {}
+    return loss, parts
+
+
+def modality_means(per_token: torch.Tensor, target_modality: torch.Tensor,
+                   weights: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean loss per target modality, read back from the device in one sync (not two per modality)."""
+    per_token, target_modality = per_token.flatten(), target_modality.flatten()
+    weights = torch.ones_like(per_token) if weights is None else weights.flatten().to(per_token.dtype)
+    size = max(_NAME_OF) + 1
+    sums = torch.zeros(size, device=per_token.device).index_add_(0, target_modality, per_token * weights)
+    counts = torch.zeros(size, device=per_token.device).index_add_(0, target_modality, weights)
+    return {_NAME_OF[code]: total / count
+            for code, (total, count) in enumerate(torch.stack([sums, counts], dim=1).tolist())
+            if count and code in _NAME_OF}

@@ -1,0 +1,144 @@
+"""Exact resume of LM training: atomic checkpoint files, RNG state in the checkpoint, metrics kept across resumes.
+
+The rest of the training state needs nothing here: Lightning's checkpoint holds the step count, optimizer
+and LR-scheduler state, and the train loader's position (``ResumableLoader`` in lm_data.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from unimodal.errors import UnimodalError
+
+PARTIAL_SUFFIX = ".partial"
+HISTORY_FILE = "history.csv"   # in <run>/logs: rows of the runs before the last resume
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``<name>.partial`` beside the target, fsync, then rename over it.
+
+    Why not Lightning's own save: it stages the file in the system temp folder and *moves* it, which is a
+    copy into the target path (not atomic) whenever that folder is on another filesystem, and it does not
+    fsync. A rename in the same folder leaves either the old or the new complete file, whenever the kill.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + PARTIAL_SUFFIX)
+        with partial.open("wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+
+
+class RngState(L.Callback):
+    """Global torch/CUDA/numpy/Python RNG states, saved in and restored from the checkpoint.
+
+    Dropout, and anything else that draws from the global generators during training, then continues
+    with the draws an uninterrupted run would have made. Why not Lightning's ``_collect_rng_states``: it
+    keeps numpy's state as an ndarray, which the weights-only unpickler Lightning loads with refuses;
+    here every state is a tensor or plain Python values.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, words, python_gauss = random.getstate()
+        return {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+                "python": [version, list(words), python_gauss]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "torch" not in state_dict:
+            return
+        torch.set_rng_state(state_dict["torch"])
+        if state_dict["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        name, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, words, python_gauss = state_dict["python"]
+        random.setstate((version, tuple(words), python_gauss))
+
+
+def prepare_resume(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (``<run>/checkpoints/last.ckpt``), with the logs made ready for it."""
+    last = checkpoint_to_resume(run_dir / "checkpoints", resume)
+    if last is not None:
+        step = checkpoint_step(last)
+        keep_history(run_dir / "logs", step)
+        print(f"[stage 1] resuming from {last} at step {step}", flush=True)
+    return last
+
+
+def checkpoint_to_resume(ckpt_dir: Path, resume: bool) -> Path | None:
+    """``<ckpt_dir>/last.ckpt`` when resuming and it exists; leftovers of a killed save are removed."""
+    for leftover in ckpt_dir.glob(f"*{PARTIAL_SUFFIX}"):
+        leftover.unlink()
+    last = ckpt_dir / "last.ckpt"
+    return last if resume and last.is_file() else None
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step stored in a Lightning checkpoint (memory-mapped: the tensors are not read)."""
+    try:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise UnimodalError(f"{path} is not a readable checkpoint ({type(err).__name__}); delete it to start "
+                            f"over, or run with resume=false") from None
+    return int(state["global_step"])
+
+
+def keep_history(log_dir: Path, step: int) -> None:
+    """Before resuming from ``step``: move the log rows of steps before it into ``history.csv``.
+
+    Lightning's CSV logger deletes ``metrics.csv`` when it starts in a folder that has one; rows of
+    steps at or after ``step`` were logged by the killed run after its last checkpoint and are replayed.
+    """
+    current = log_dir / "metrics.csv"
+    if not current.is_file():
+        return
+    rows = [row for row in _read(current) if _step(row) < step]
+    history = [row for row in _read(log_dir / HISTORY_FILE) if _step(row) < step]
+    _write(log_dir / HISTORY_FILE, history + rows)
+    current.unlink()
+
+
+def write_run_metrics(run_dir: Path) -> None:
+    """``<run>/metrics.csv``: every logged row of the run, across resumes, in the order logged."""
+    rows = _read(run_dir / "logs" / HISTORY_FILE) + _read(run_dir / "logs" / "metrics.csv")
+    if rows:
+        _write(run_dir / "metrics.csv", rows)
+
+
+def _step(row: dict[str, str]) -> int:
+    return int(float(row.get("step") or 0))
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    keys = sorted({key for row in rows for key in row})
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
