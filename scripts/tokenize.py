@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-# This script's folder is first on sys.path, and its name would shadow the standard library's `tokenize`
-# (which inspect, hence torch, imports): drop the folder before anything else is imported.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
 
-from unimodal.cli import run_cli  # noqa: E402
-from unimodal.config import available  # noqa: E402
+def usage() -> str:
+    from unimodal.config import available
 
-USAGE = f"""usage: python scripts/tokenize.py [splits=[train,val]] [key=value ...]
+    return f"""usage: python scripts/tokenize.py [splits=[train,val]] [key=value ...]
 
 Trains (or reuses) the tokenizers as scripts/train.py does, then writes one token shard per split
 (paths.shards_dir, default <paths.cache_dir>/shards/<hash>) and prints where; train.py reuses them.
@@ -30,5 +26,25 @@ def main(overrides: list[str]) -> None:
     tokenize(overrides)
 
 
-if __name__ == "__main__":
-    sys.exit(run_cli(main, USAGE))
+def _stand_in_for_the_standard_library() -> None:
+    """Another script in this folder runs with the folder first on sys.path, so its `import tokenize`
+    (made by inspect, hence by torch) finds this file: load the standard library's module in its place."""
+    import importlib.util
+    import sysconfig
+
+    spec = importlib.util.spec_from_file_location("tokenize", os.path.join(sysconfig.get_paths()["stdlib"],
+                                                                           "tokenize.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tokenize"] = module  # what the importer receives once this file has run
+    spec.loader.exec_module(module)
+
+
+if __name__ != "__main__":
+    _stand_in_for_the_standard_library()
+else:
+    # Run as a script: drop this folder from sys.path first, so the standard library's `tokenize` is found.
+    _HERE = os.path.dirname(os.path.realpath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
+    from unimodal.cli import run_cli
+
+    sys.exit(run_cli(main, usage()))
