@@ -197,6 +197,8 @@ def main(argv: list[str]) -> None:
             mfu = per_token * tokens_per_s / (peak * 1e12) if peak else None
             row = {"variant": variant, "seconds": round(seconds, 3), "step_ms": round(1000 * step_seconds, 1),
                    "tokens_per_s": round(tokens_per_s, 1), "mfu": None if mfu is None else round(mfu, 4)}
+            print(f"[train_speed] {variant}: {row['step_ms']:.1f} ms/step, steps (ms) "
+                  f"{[round(1000 * d) for d in np.diff(stamps)]}", flush=True)
             if variant not in best or row["tokens_per_s"] > best[variant]["tokens_per_s"]:
                 best[variant] = row  # other load only ever slows a run down: the best repeat is the cleanest
     rows = [best[variant] for variant in variants]

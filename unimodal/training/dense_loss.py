@@ -24,10 +24,13 @@ def _loss_graph(model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor
                 position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
                          position_ids=position_ids, use_cache=False).last_hidden_state
-    logits = model.lm_head(hidden[:, :-1]).float()
-    per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none")
+    # Logits at every position, the last one ignored, rather than of hidden[:, :-1]: a strided slice sends
+    # the head's matmul (and its gradient) down slower kernels.
+    logits = model.lm_head(hidden).float()
+    per_token = F.cross_entropy(logits.flatten(0, 1), F.pad(targets, (0, 1), value=IGNORE).flatten(),
+                                ignore_index=IGNORE, reduction="none")
     count = (targets != IGNORE).sum().clamp(min=1)
-    return per_token.sum() / count, per_token.view_as(targets)
+    return per_token.sum() / count, per_token.view(targets.shape[0], -1)[:, :-1]
 
 
 _compiled_loss_graph = torch.compile(_loss_graph)
