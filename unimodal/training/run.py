@@ -221,8 +221,12 @@ def train(cfg: DictConfig) -> Path | None:
             sets[split].save(path, expect)
             _say(f"[tokens] {split}: {len(split_samples)} samples -> {path}")
 
+    from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
     from unimodal.training.lm_trainer import fit_lm
-    fit_lm(cfg, vocab, shapes, sets, run_dir)
+    if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
+        fit_lm(cfg, vocab, shapes, sets, run_dir)
+    if cfg.stage.train_instruct:
+        fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
     prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
     command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output=image'
     _say("")
