@@ -165,7 +165,7 @@ class ChatDataset(Dataset):
         self.edits = edits or {}
         self.edit_indices = sorted(self.edits)
         self.tasks, self.cond_drop_prob = list(tasks or []), cond_drop_prob
-        self.length = int(length or len(tokens))
+        self.size = int(length or len(tokens))
         self._text_cache: dict[str, np.ndarray] = {}
         self._encode_text = encode_text
         media = set(tokens.media)
@@ -187,7 +187,7 @@ class ChatDataset(Dataset):
         self.mix = mix
 
     def __len__(self) -> int:
-        return self.length
+        return self.size
 
     def text(self, value: str) -> np.ndarray:
         if value not in self._text_cache:
@@ -217,6 +217,8 @@ class ChatDataset(Dataset):
         weights = np.array([self.mix[k] for k in options], dtype=np.float64)
         for turn in range(int(rng.integers(1, self.max_turns + 1))):
             this = kind if turn == 0 else options[int(rng.choice(len(options), p=weights / weights.sum()))]
+            if this == "edit" and "edit" in kinds:  # a scene has one edit: asked twice it would teach nothing
+                continue
             if this == "edit":
                 edit = self.edits[sample]
                 question, answer = edit.instruction, Segment("image", edit.codes)
@@ -241,12 +243,22 @@ class ChatDataset(Dataset):
     def _objects(self, sample: int) -> Objects:
         return [(str(c), str(s)) for c, s in self.tokens.attributes[sample]]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def encode(self, index: int) -> tuple[Any, list[str]]:
+        """Item ``index`` as ids; question/answer turns that would not fit the context are left off the end."""
         turns, kinds = self.conversation(index)
         if kinds == ["paired"]:
-            encoded = self.codec.encode(turns)
-        else:
+            return self.codec.encode(turns), kinds
+        encoded = encode_chat(self.codec, turns)
+        while len(encoded) > self.context_length and len(kinds) > 1:
+            turns, kinds = turns[:-2], kinds[:-1]
             encoded = encode_chat(self.codec, turns)
+        return encoded, kinds
+
+    def length_of(self, index: int) -> int:
+        return len(self.encode(index)[0])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        encoded, kinds = self.encode(index)
         if len(encoded) > self.context_length:
             raise ConfigError(f"an instruction conversation ({kinds}) needs {len(encoded)} tokens but "
                               f"model.context_length is {self.context_length}; raise it or lower "

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +24,7 @@ from unimodal.data.instruct import ChatDataset, Edit, make_edits
 from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
+from unimodal.training.buckets import LengthBuckets
 from unimodal.training.lm_data import collate
 from unimodal.training.lm_module import LMModule
 from unimodal.training.lm_trainer import make_codec
@@ -100,8 +100,8 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
                           0.0, seed=int(cfg.seed) + 1)
     pad = partial(collate, pad_id=vocab.pad_id)
-    train_loader = DataLoader(train_set, batch_size=batch, shuffle=True, collate_fn=pad, drop_last=True,
-                              generator=torch.Generator().manual_seed(int(cfg.seed)))
+    train_loader = DataLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
+        train_set.length_of, len(train_set), batch, seed=int(cfg.seed)))
     val_loader = DataLoader(val_set, batch_size=min(batch, len(val_set)), collate_fn=pad)
 
     quiet_lightning()
