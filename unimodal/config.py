@@ -125,6 +125,7 @@ class StageConfig:
     name: str = "all"
     train_tokenizers: bool = True
     train_lm: bool = True
+    train_instruct: bool = False   # stage=instruct: instruction tuning after pretraining
 
 
 @dataclass
@@ -148,6 +149,50 @@ class LMTrainConfig:
 class WandbConfig:
     project: str = "unimodal"
     offline: bool = True       # write under <run>/wandb without network; `wandb sync` uploads later
+
+
+@dataclass
+class InstructMix:
+    """Weights of the instruction kinds (unimodal/data/instruct.py); kinds a run cannot ask are skipped."""
+    count: float = 1.0
+    colour: float = 1.0
+    shape: float = 1.0
+    describe: float = 0.5
+    edit: float = 0.3
+    sound: float = 1.0
+    compare: float = 0.2
+    paired: float = 0.3
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                "gate_proj", "up_proj", "down_proj"])
+
+
+@dataclass
+class InstructConfig:
+    """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py)."""
+    max_steps: int = 400
+    max_minutes: float = 4.0
+    batch_size: int = 32
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_every_steps: int = 200
+    checkpoint_every_steps: int = 100
+    max_turns: int = 3           # question/answer turns per conversation (1..max_turns)
+    num_edits: int = 1000        # training scenes given an edited twin (rendered and encoded up front)
+    cond_drop_prob: float = 0.1  # for the mixed-in paired samples
+    mix: InstructMix = field(default_factory=InstructMix)
+    freeze: list[str] = field(default_factory=list)   # parameter-name patterns (fnmatch) kept frozen
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass
@@ -199,6 +244,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     lm: LMTrainConfig = field(default_factory=LMTrainConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
     wandb: WandbConfig = field(default_factory=WandbConfig)

@@ -51,7 +51,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "sample"
 
 
-FREE_TEXT_KEYS = ("prompt", "run", "image", "audio", "out_dir")
+FREE_TEXT_KEYS = ("prompt", "question", "run", "image", "audio", "out_dir")
 
 
 def quote_free_text(override: str) -> str:
@@ -77,14 +77,17 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
         prompt.append(read_image(cfg.image))
     if cfg.audio:
         prompt.append(read_audio(cfg.audio, pipeline.sample_rate))
+    question = cfg.get("question")
+    if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
+        prompt.append(str(question))
     if not prompt:
         raise UnimodalError('give a prompt: prompt="a red circle", image=<file> or audio=<file>')
     outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
-                                sampling=sampling_from(cfg))
+                                sampling=sampling_from(cfg), chat=bool(question))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = slug(str(cfg.prompt) if cfg.prompt else Path(str(cfg.image or cfg.audio)).stem)
+    name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio)).stem)
     written: list[Path] = []
     for index, result in enumerate(results):
         if result.text:

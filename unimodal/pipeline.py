@@ -123,7 +123,10 @@ class Pipeline:
 
     # --- generation ----------------------------------------------------------------------
     def generate(self, prompt: Any, output: str | list[str] = "image", num_samples: int = 1, seed: int = 0,
-                 sampling: SamplingConfig | None = None) -> list[Generation]:
+                 sampling: SamplingConfig | None = None, chat: bool = False) -> list[Generation]:
+        """``chat=True``: the prompt is one user turn and the answer is the assistant's, ending at the end of
+        its turn (a run tuned with stage=instruct): ``generate([image, "how many circles are there?"],
+        output="text", chat=True)``."""
         outputs = [output] if isinstance(output, str) else list(output)
         for name in outputs:
             if name != "text" and name not in self.tokenizers:
@@ -131,7 +134,11 @@ class Pipeline:
                                     f"(it has {sorted(self.tokenizers)})")
         sampling = sampling or SamplingConfig()
         segments = self.segments_from(prompt)
-        prompt_ids = self.codec.encode(segments, add_eos=False).ids
+        if chat:
+            from unimodal.data.chat import chat_prompt
+            prompt_ids = chat_prompt(self.codec, segments)
+        else:
+            prompt_ids = self.codec.encode(segments, add_eos=False).ids
         spans = sum(len(self.codec.span_plan(m)) + 2 for m in outputs if m in MEDIA)
         room = self.context_length - len(prompt_ids)
         if len(prompt_ids) + spans + 1 > self.context_length:

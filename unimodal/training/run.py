@@ -215,8 +215,12 @@ def train(cfg: DictConfig) -> Path | None:
     from unimodal.training.shards_run import prepare_shards
     sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
+    from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
     from unimodal.training.lm_trainer import fit_lm
-    fit_lm(cfg, vocab, shapes, sets, run_dir)
+    if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
+        fit_lm(cfg, vocab, shapes, sets, run_dir)
+    if cfg.stage.train_instruct:
+        fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
     prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
     command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output=image'
     _say("")

@@ -1,0 +1,136 @@
+"""Exact-answer accuracy of an instruction-tuned run on scenes it never saw (another seed).
+
+Each scene is asked one question of every kind that fits it (unimodal/data/instruct.py). Text answers are
+decoded greedily and must equal the computed answer; an edit's image must hold exactly the edited scene's
+objects by the world's image analyzer. No learned judge is involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from unimodal.data.chat import chat_prompt
+from unimodal.data.instruct import KINDS, VISUAL, ask, compare_question, edit_scene
+from unimodal.data.synthetic import analyze_image
+from unimodal.model.generate import SamplingConfig, generate_ids
+from unimodal.sequence import Segment
+
+
+@dataclass
+class KindScore:
+    kind: str
+    hits: int = 0
+    total: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.hits / max(self.total, 1)
+
+
+@dataclass
+class Question:
+    kind: str
+    segments: list[Segment]
+    answer: Any             # text, or the edited scene's (colour, shape) list
+    question: str
+
+
+def _encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> np.ndarray:
+    from unimodal.data.tokens import images_to_tensor
+
+    tokenizer = pipe.tokenizers[modality].eval()
+    device = next(tokenizer.parameters()).device
+    codes = []
+    for start in range(0, len(scenes), batch_size):
+        chunk = scenes[start:start + batch_size]
+        if modality == "image":
+            batch = images_to_tensor([world.render_image(s) for s in chunk])
+        else:
+            batch = torch.from_numpy(np.stack([world.render_sound(s) for s in chunk]))
+        with torch.no_grad():
+            codes.append(tokenizer.encode(batch.to(device)).cpu().numpy())
+    return np.concatenate(codes)
+
+
+def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> list[Question]:
+    """One question of each fitting kind per scene; ``compare`` pairs neighbouring scenes."""
+    encode = pipe.tokenizers["text"].encode
+    media = [m for m in ("image", "audio") if m in pipe.tokenizers]
+    codes = {m: _encode_media(pipe, world, scenes, m) for m in media}
+    questions: list[Question] = []
+
+    def text(value: str) -> Segment:
+        return Segment("text", encode(value)[0])
+
+    for index, scene in enumerate(scenes):
+        objects, caption = scene.attributes(), world.caption(scene)
+        if "image" in codes:
+            image = Segment("image", codes["image"][index])
+            for kind in ("count", "colour", "shape", "describe"):
+                qa = ask(kind, objects, np.random.default_rng((seed, index, KINDS.index(kind))), caption)
+                if qa is not None:
+                    questions.append(Question(kind, [image, text(qa[0])], qa[1], qa[0]))
+            edit = edit_scene(scene, np.random.default_rng((seed, index, KINDS.index("edit"))), world.held_out)
+            if edit is not None:
+                questions.append(Question("edit", [image, text(edit[0])], edit[1].attributes(), edit[0]))
+            if index % 2 == 1:
+                previous = scenes[index - 1]
+                question, answer = compare_question(previous.attributes(), objects)
+                pair = [Segment("image", codes["image"][index - 1]), image, text(question)]
+                questions.append(Question("compare", pair, answer, question))
+        if "audio" in codes:
+            qa = ask("sound", objects, np.random.default_rng((seed, index, KINDS.index("sound"))), caption)
+            questions.append(Question("sound", [Segment("audio", codes["audio"][index]), text(qa[0])], qa[1], qa[0]))
+    return questions
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.strip().lower().split())
+
+
+def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batch_size: int = 32,
+                   image_sampling: SamplingConfig | None = None, progress: bool = True) -> dict[str, KindScore]:
+    """Accuracy per kind, plus ``visual`` (count, colour and shape together)."""
+    questions = build_questions(pipe, world, scenes, seed)
+    text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=32)
+    if image_sampling is None:  # an edit's answer is one image span (opener, codes, closer) and <eos>
+        span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
+        image_sampling = SamplingConfig(temperature={"default": 1.0}, cfg_scale={"default": 3.0}, max_new_tokens=span)
+    scores = {kind: KindScore(kind) for kind in dict.fromkeys(q.kind for q in questions)}
+    groups = [("text", text_sampling, [q for q in questions if q.kind != "edit"]),
+              ("image", image_sampling, [q for q in questions if q.kind == "edit"])]
+    bar = tqdm(total=len(questions), desc="instruct questions", disable=not progress)
+    for output, sampling, items in groups:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            prompts = [chat_prompt(pipe.codec, q.segments) for q in chunk]
+            generated = generate_ids(pipe.model, pipe.codec, prompts, [output], sampling, seed=seed + start)
+            for item, ids in zip(chunk, generated, strict=True):
+                result = pipe._decode(ids)
+                if output == "text":
+                    got: Any = result.text
+                    hit = _normal(got) == _normal(item.answer)
+                else:
+                    got = [(o.color, o.shape) for o in analyze_image(result.images[0])] if result.images else []
+                    hit = got == [tuple(pair) for pair in item.answer]
+                score = scores[item.kind]
+                score.hits += int(hit)
+                score.total += 1
+                if len(score.examples) < 20:
+                    score.examples.append({"question": item.question, "want": item.answer, "got": got, "hit": hit})
+            bar.update(len(chunk))
+    bar.close()
+    visual = KindScore("visual")
+    for kind in VISUAL:
+        if kind in scores:
+            visual.hits += scores[kind].hits
+            visual.total += scores[kind].total
+    if visual.total:
+        scores["visual"] = visual
+    return scores

@@ -1,0 +1,147 @@
+"""stage=instruct: tune the pretrained language model on synthetic conversations, loss on the answers only.
+
+Runs after pretraining (``fit_lm``) in the same run folder. The pretrained model is kept in
+``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where ``unimodal.load`` and
+``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``; a stopped run resumes there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from unimodal.data.instruct import ChatDataset, Edit, make_edits
+from unimodal.errors import ConfigError, DataError
+from unimodal.model.lm import load_lm, save_lm
+from unimodal.model.tuning import add_lora, freeze, trainable_count
+from unimodal.training.buckets import LengthBuckets
+from unimodal.training.lm_data import collate
+from unimodal.training.lm_module import LMModule
+from unimodal.training.lm_trainer import make_codec
+from unimodal.training.tokenizer_module import quiet_lightning
+from unimodal.vocab import Vocabulary
+
+PRETRAINED_DIR = "lm-pretrain"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def pretrained_for_instruct(run_dir: Path) -> bool:
+    """True once instruction tuning has started here: its pretrained model is kept, pretraining is done."""
+    return (run_dir / PRETRAINED_DIR / "config.json").is_file()
+
+
+def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any) -> dict[int, Edit]:
+    """Edited twins of the first ``instruct.num_edits`` training scenes (re-drawn from the data config)."""
+    from unimodal.data.sources import make_world
+
+    count = min(int(cfg.instruct.num_edits), len(tokens))
+    if count <= 0 or cfg.instruct.mix.edit <= 0:
+        return {}
+    world = make_world(cfg.data)
+    # The train split is world.dataset(num_train, seed): its first `count` scenes are dataset(count, seed).
+    scenes = world.dataset(count, seed=int(cfg.data.seed), split="train")
+    if [world.caption(s) for s in scenes] != list(tokens.captions[:count]):
+        raise DataError("the token cache's captions differ from the scenes of data.seed; delete the cache "
+                        f"under {cfg.paths.cache_dir} and rerun")
+    started = time.perf_counter()
+    edits = make_edits(world, scenes, image_tokenizer, seed=int(cfg.seed), held_out=world.held_out)
+    _say(f"[instruct] {len(edits)} edited scenes rendered and encoded in {time.perf_counter() - started:.0f}s")
+    return edits
+
+
+def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
+                 run_dir: Path, tokenizers: dict[str, Any]) -> Path:
+    from unimodal.training.run import trainer_kwargs
+
+    if cfg.data.name != "synthetic":
+        raise ConfigError(f"stage=instruct asks questions with exact answers about synthetic scenes; "
+                          f"data={cfg.data.name} has none: use data=synthetic")
+    icfg = cfg.instruct
+    lm_dir, base_dir = run_dir / "lm", run_dir / PRETRAINED_DIR
+    if not pretrained_for_instruct(run_dir):
+        shutil.copytree(lm_dir, base_dir.with_name(PRETRAINED_DIR + ".partial"), dirs_exist_ok=True)
+        base_dir.with_name(PRETRAINED_DIR + ".partial").rename(base_dir)
+    model = load_lm(base_dir, vocab)
+    frozen = freeze(model, list(icfg.freeze))
+    merged = None
+    if icfg.lora.enabled:
+        model, merged = add_lora(model, icfg.lora)
+    trainable, total = trainable_count(model)
+    _say(f"[instruct] tuning {'LoRA r=' + str(icfg.lora.r) if icfg.lora.enabled else 'all weights'}: "
+         f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
+         (f", {len(frozen)} frozen by instruct.freeze" if frozen else ""))
+
+    codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
+    text = tokenizers["text"]
+
+    def encode_text(value: str) -> list[int]:
+        return text.encode(value)[0]
+
+    edits = training_edits(cfg, sets["train"], tokenizers["image"]) if "image" in tokenizers else {}
+    mix = OmegaConf.to_container(icfg.mix)
+    context, batch = int(cfg.model.context_length), int(icfg.batch_size)
+    tasks = list(cfg.modality.tasks)
+    train_set = ChatDataset(sets["train"], codec, encode_text, mix, int(icfg.max_turns), context, edits, tasks,
+                            float(icfg.cond_drop_prob), seed=int(cfg.seed),
+                            length=max(len(sets["train"]), int(icfg.max_steps) * batch))
+    val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
+                          0.0, seed=int(cfg.seed) + 1)
+    pad = partial(collate, pad_id=vocab.pad_id)
+    train_loader = DataLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
+        train_set.length_of, len(train_set), batch, seed=int(cfg.seed)))
+    val_loader = DataLoader(val_set, batch_size=min(batch, len(val_set)), collate_fn=pad)
+
+    quiet_lightning()
+    out_dir = run_dir / "instruct"
+    ckpt_dir = out_dir / "checkpoints"
+    steps = int(icfg.max_steps)
+    # Our own Trainer rather than fit_lm's: other data, another checkpoint folder, and a model that is
+    # loaded, frozen or wrapped in LoRA instead of built fresh.
+    trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
+                        val_check_interval=min(int(icfg.val_every_steps), steps), check_val_every_n_epoch=None,
+                        limit_val_batches=8, num_sanity_val_steps=0,
+                        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                                                   every_n_train_steps=int(icfg.checkpoint_every_steps))],
+                        logger=CSVLogger(out_dir, name="logs", version=""), log_every_n_steps=10,
+                        enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
+                        **trainer_kwargs(cfg.trainer, lm=True))
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if cfg.resume and last.is_file() else None
+    if resume:
+        _say(f"[instruct] resuming from {last}")
+    _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min")
+    started = time.perf_counter()
+    trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=resume)
+    trainer.save_checkpoint(last)
+    seconds = time.perf_counter() - started
+
+    final = merged() if merged is not None else model
+    partial_dir = run_dir / "lm.partial"
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    save_lm(final, partial_dir)
+    vocab.save(partial_dir / "vocab.json")
+    shutil.rmtree(lm_dir, ignore_errors=True)
+    partial_dir.rename(lm_dir)   # never a half-written lm/ that looks whole
+    summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
+               "trainable_parameters": trainable, "lora": bool(icfg.lora.enabled), "frozen": frozen,
+               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _say(f"[instruct] {summary['steps']} steps in {seconds:.0f}s; " +
+         ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k) + f"; tuned model -> {lm_dir}")
+    _say(f'  ask:  python scripts/generate.py run={run_dir} image=<png> question="how many objects are there?" '
+         f"output=text")
+    _say(f"  score: python benchmarks/instruct_accuracy.py run={run_dir}")
+    return lm_dir
