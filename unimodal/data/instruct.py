@@ -168,7 +168,7 @@ class ChatDataset(Dataset):
         self.size = int(length or len(tokens))
         self._text_cache: dict[str, np.ndarray] = {}
         self._encode_text = encode_text
-        media = set(tokens.media)
+        media = set(tokens.payloads(0)) - {"text"} if len(tokens) else set()  # token shard or in-memory set
         usable = {"count", "colour", "shape", "describe", "compare"} if "image" in media else set()
         if "image" in media and self.edits:
             usable.add("edit")
@@ -206,12 +206,12 @@ class ChatDataset(Dataset):
         if kind == "compare":
             first, second = (int(i) for i in rng.integers(n, size=2))
             question, answer = compare_question(self._objects(first), self._objects(second))
-            user = [Segment("image", self.tokens.media["image"][first]),
-                    Segment("image", self.tokens.media["image"][second]), Segment("text", self.text(question))]
+            user = [Segment("image", self.tokens.payloads(first)["image"]),
+                    Segment("image", self.tokens.payloads(second)["image"]), Segment("text", self.text(question))]
             return [Turn("user", user), Turn("assistant", [Segment("text", self.text(answer))])], ["compare"]
         sample = int(rng.choice(self.edit_indices)) if kind == "edit" else int(rng.integers(n))
         medium = "audio" if kind == "sound" else "image"
-        turns = [Turn("user", [Segment(medium, self.tokens.media[medium][sample])])]
+        turns = [Turn("user", [Segment(medium, self.tokens.payloads(sample)[medium])])]
         kinds: list[str] = []
         options = [k for k in self.follow_up[medium] if k != "edit" or sample in self.edits]
         weights = np.array([self.mix[k] for k in options], dtype=np.float64)
