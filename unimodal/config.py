@@ -156,12 +156,12 @@ class InstructMix:
     """Weights of the instruction kinds (unimodal/data/instruct.py); kinds a run cannot ask are skipped."""
     count: float = 1.0
     colour: float = 1.0
-    shape: float = 1.0
-    describe: float = 0.5
-    edit: float = 0.3
+    shape: float = 1.5
+    describe: float = 1.0
+    edit: float = 0.1
     sound: float = 1.0
-    compare: float = 0.2
-    paired: float = 0.3
+    compare: float = 0.1
+    paired: float = 0.2
 
 
 @dataclass
@@ -177,17 +177,17 @@ class LoraSettings:
 @dataclass
 class InstructConfig:
     """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py)."""
-    max_steps: int = 400
-    max_minutes: float = 4.0
-    batch_size: int = 32
-    lr: float = 5e-4
+    max_steps: int = 600
+    max_minutes: float = 6.0
+    batch_size: int = 16
+    lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 20
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    val_every_steps: int = 200
+    val_every_steps: int = 120
     checkpoint_every_steps: int = 100
-    max_turns: int = 3           # question/answer turns per conversation (1..max_turns)
+    max_turns: int = 4           # question/answer turns per conversation (1..max_turns)
     num_edits: int = 1000        # training scenes given an edited twin (rendered and encoded up front)
     cond_drop_prob: float = 0.1  # for the mixed-in paired samples
     mix: InstructMix = field(default_factory=InstructMix)
