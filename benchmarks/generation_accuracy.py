@@ -46,14 +46,14 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     for modality in pipe.info["media"]:
         score = score_text_to_media(pipe, modality, prompts, sampling, seed=int(args.get("seed", 0)))
-        results[score.direction] = score
+        results[score.name] = score
         if modality == "image":
             out = run_dir / "eval"
             out.mkdir(exist_ok=True)
             Image.fromarray(image_grid([e["media"] for e in score.examples])).save(out / "text_to_image.png")
         scenes = world.dataset(count, seed=12345, split="train")
         caption_score = score_media_to_text(pipe, world, modality, scenes, sampling)
-        results[caption_score.direction] = caption_score
+        results[caption_score.name] = caption_score
     seconds = time.perf_counter() - started
     print(f"\nrun: {run_dir}   prompts: {count}   cfg_scale: {sampling.cfg_scale['default']}   "
           f"({seconds:.0f}s)")

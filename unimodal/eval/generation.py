@@ -14,8 +14,10 @@ from unimodal.model.generate import SamplingConfig
 
 
 @dataclass
-class DirectionScore:
-    direction: str
+class Score:
+    """Hits of one direction (``text->image``) or one question kind, with examples."""
+
+    name: str
     hits: int = 0
     total: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -33,9 +35,9 @@ def seen_single_object_prompts(held_out: list[list[str]] | list[tuple[str, str]]
 
 
 def score_text_to_media(pipeline: Any, modality: str, prompts: list[tuple[str, str]], sampling: SamplingConfig,
-                        seed: int = 0, progress: bool = True) -> DirectionScore:
+                        seed: int = 0, progress: bool = True) -> Score:
     """Generate one ``modality`` sample per prompt; a hit when the analyzer finds that colour and shape."""
-    score = DirectionScore(f"text->{modality}")
+    score = Score(f"text->{modality}")
     for index, (color, shape) in enumerate(tqdm(prompts, desc=f"text->{modality}", disable=not progress)):
         result = pipeline.generate(f"a {color} {shape}", output=modality, seed=seed + index, sampling=sampling)[0]
         if modality == "image":
@@ -51,9 +53,9 @@ def score_text_to_media(pipeline: Any, modality: str, prompts: list[tuple[str, s
 
 
 def score_media_to_text(pipeline: Any, world: Any, modality: str, scenes: list[Any], sampling: SamplingConfig,
-                        progress: bool = True) -> DirectionScore:
+                        progress: bool = True) -> Score:
     """Caption rendered media; a hit when the parsed caption names exactly the scene's objects in order."""
-    score = DirectionScore(f"{modality}->text")
+    score = Score(f"{modality}->text")
     for scene in tqdm(scenes, desc=f"{modality}->text", disable=not progress):
         media = world.render_image(scene) if modality == "image" else world.render_sound(scene)
         text = pipeline.generate(media, output="text", sampling=sampling)[0].text

@@ -7,7 +7,7 @@ objects by the world's image analyzer. No learned judge is involved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,20 +17,9 @@ from tqdm.auto import tqdm
 from unimodal.data.chat import chat_prompt
 from unimodal.data.instruct import KINDS, VISUAL, ask, compare_question, edit_scene
 from unimodal.data.synthetic import analyze_image
+from unimodal.eval.generation import Score
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment
-
-
-@dataclass
-class KindScore:
-    kind: str
-    hits: int = 0
-    total: int = 0
-    examples: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def accuracy(self) -> float:
-        return self.hits / max(self.total, 1)
 
 
 @dataclass
@@ -95,14 +84,14 @@ def _normal(text: str) -> str:
 
 
 def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batch_size: int = 32,
-                   image_sampling: SamplingConfig | None = None, progress: bool = True) -> dict[str, KindScore]:
+                   image_sampling: SamplingConfig | None = None, progress: bool = True) -> dict[str, Score]:
     """Accuracy per kind, plus ``visual`` (count, colour and shape together)."""
     questions = build_questions(pipe, world, scenes, seed)
     text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=32)
     if image_sampling is None:  # an edit's answer is one image span (opener, codes, closer) and <eos>
         span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
         image_sampling = SamplingConfig(temperature={"default": 1.0}, cfg_scale={"default": 3.0}, max_new_tokens=span)
-    scores = {kind: KindScore(kind) for kind in dict.fromkeys(q.kind for q in questions)}
+    scores = {kind: Score(kind) for kind in dict.fromkeys(q.kind for q in questions)}
     groups = [("text", text_sampling, [q for q in questions if q.kind != "edit"]),
               ("image", image_sampling, [q for q in questions if q.kind == "edit"])]
     bar = tqdm(total=len(questions), desc="instruct questions", disable=not progress)
@@ -126,7 +115,7 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
                     score.examples.append({"question": item.question, "want": item.answer, "got": got, "hit": hit})
             bar.update(len(chunk))
     bar.close()
-    visual = KindScore("visual")
+    visual = Score("visual")
     for kind in VISUAL:
         if kind in scores:
             visual.hits += scores[kind].hits
