@@ -58,7 +58,39 @@ def length_groups(tasks: list[str]) -> list[list[int]]:
     return list(groups.values())
 
 
-class TaskBatches(Sampler[list[tuple[int, int, int]]]):
+class DataPosition:
+    """Epoch and batches handed out so far: the data position a checkpoint carries (TaskBatches and the
+    packed batches of ``lm.packing``). Subclasses keep ``epoch`` and ``handed_out`` and name in ``_shape``
+    what their order depends on."""
+
+    epoch: int
+    handed_out: int
+
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning's set_epoch reaches a loader's sampler, not its batch sampler, so a new pass after a
+        # complete one advances ``epoch`` itself (__iter__); this stays for loaders that do call it.
+        if epoch != self.epoch:
+            self.handed_out = 0
+        self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        """The data position. Exact while the loader prefetches nothing (``num_workers=0``, as fit_lm
+        builds it, and Lightning's fetcher skips prefetching for loaders with a length)."""
+        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
+
+    def _saved_position(self, state: dict[str, int]) -> tuple[int, int]:
+        """``(epoch, batches)`` of a saved state, refused when it counts batches of another order."""
+        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
+        if changed:
+            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
+                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
+        return int(state["epoch"]), int(state["batches"])
+
+    def _shape(self) -> dict[str, int]:
+        raise NotImplementedError
+
+
+class TaskBatches(DataPosition, Sampler[list[tuple[int, int, int]]]):
     """Batches drawn from one length group of tasks at a time; inside a batch tasks mix by ``weights``.
 
     Task directions differ a lot in length (caption->image ~90 ids, image->sound ~160), so fully mixed
@@ -89,24 +121,8 @@ class TaskBatches(Sampler[list[tuple[int, int, int]]]):
         self.handed_out = 0           # batches of epoch ``self.epoch`` yielded so far
         self._skip: tuple[int, int] | None = None   # (epoch, batches) already trained on, set by a resume
 
-    def set_epoch(self, epoch: int) -> None:
-        # Lightning's set_epoch reaches a loader's sampler, not its batch sampler, so a new pass after a
-        # complete one advances ``epoch`` itself (__iter__); this stays for loaders that do call it.
-        if epoch != self.epoch:
-            self.handed_out = 0
-        self.epoch = epoch
-
-    def state_dict(self) -> dict[str, int]:
-        """The data position. Exact while the loader prefetches nothing (``num_workers=0``, as fit_lm
-        builds it, and Lightning's fetcher skips prefetching for loaders with a length)."""
-        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
-
     def load_state_dict(self, state: dict[str, int]) -> None:
-        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
-        if changed:  # the saved position counts batches of another order
-            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
-                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
-        epoch, batches = int(state["epoch"]), int(state["batches"])
+        epoch, batches = self._saved_position(state)
         if batches >= len(self):  # saved on the last batch of a pass: continue with the next pass
             epoch, batches = epoch + 1, 0
         self.epoch, self.handed_out, self._skip = epoch, batches, (epoch, batches)

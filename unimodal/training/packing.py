@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unimodal.data.tasks import draw_drop
 from unimodal.errors import ConfigError
-from unimodal.training.lm_data import ResumableLoader, TaskDataset
+from unimodal.training.lm_data import DataPosition, ResumableLoader, TaskDataset
 
 Item = tuple[int, int, int]          # (sample, task, draw), as TaskDataset takes it
 
@@ -74,7 +74,7 @@ def pack(items: list[Item], lengths: Callable[[Item], int], rows: int, capacity:
     return batches
 
 
-class PackedBatches(Sampler[list[tuple[int, int, int, int]]]):
+class PackedBatches(DataPosition, Sampler[list[tuple[int, int, int, int]]]):
     """One epoch's packed batches, planned whole at its start (so ``len`` is exact) and the same every
     time for the same ``seed`` and epoch."""
 
@@ -92,23 +92,8 @@ class PackedBatches(Sampler[list[tuple[int, int, int, int]]]):
         self.handed_out = 0  # batches of epoch ``self.epoch`` yielded so far (the data position for resume)
         self._planned: tuple[int, list[list[tuple[int, int, int, int]]]] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
-        # Lightning calls set_epoch on a loader's sampler, not its batch sampler, so __iter__ also moves to
-        # the next epoch itself after a complete pass; this stays for loaders that do call it.
-        if epoch != self.epoch:
-            self.handed_out = 0
-        self.epoch = epoch
-
-    def state_dict(self) -> dict[str, int]:
-        """The data position (exact with ``num_workers=0``, as fit_lm builds the loader)."""
-        return {"epoch": self.epoch, "batches": self.handed_out, **self._shape()}
-
     def load_state_dict(self, state: dict[str, int]) -> None:
-        changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
-        if changed:  # the saved position counts batches of another plan
-            raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
-                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
-        self.epoch, self.handed_out = int(state["epoch"]), int(state["batches"])
+        self.epoch, self.handed_out = self._saved_position(state)
 
     def _shape(self) -> dict[str, int]:
         return {"seed": self.seed, "num_samples": self.num_samples, "num_tasks": self.num_tasks, "rows": self.rows,
