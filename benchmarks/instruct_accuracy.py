@@ -1,6 +1,6 @@
 """Exact-answer accuracy of a stage=instruct run on held-out scenes (a seed no training split uses).
 
-    python benchmarks/instruct_accuracy.py run=<run dir> [scenes=100] [seed=0] [cfg_scale=3.0] [lm=lm]
+    python benchmarks/instruct_accuracy.py run=<run dir> [scenes=300] [seed=0] [cfg_scale=3.0] [lm=lm]
 
 Asks every scene one question of each kind that fits it: count, colour, shape (together: ``visual``),
 describe (the caption, exact), edit (the answer image must hold exactly the edited scene's objects by the
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:
-        raise UnimodalError("usage: python benchmarks/instruct_accuracy.py run=<run dir> [scenes=100] [seed=0]")
+        raise UnimodalError("usage: python benchmarks/instruct_accuracy.py run=<run dir> [scenes=300] [seed=0]")
     run_dir = Path(args["run"])
     pipe = unimodal.load(run_dir)
     lm_name = args.get("lm", "lm")
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
         pipe.model = load_lm(run_dir / lm_name, pipe.vocab).to(next(pipe.model.parameters()).device).eval()
     cfg = OmegaConf.load(run_dir / "config.yaml")
     world = make_world(cfg.data)
-    scenes = held_out_scenes(world, cfg.data, int(args.get("scenes", 100)))
+    scenes = held_out_scenes(world, cfg.data, int(args.get("scenes", 300)))
     span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
     scale = float(args.get("cfg_scale", 3.0))
     image_sampling = SamplingConfig(temperature={"default": 1.0}, cfg_scale={"default": scale}, max_new_tokens=span)
