@@ -35,8 +35,8 @@ def instruct_run(tmp_path_factory, one_thread):
 
 def test_every_stage_runs_and_the_tuned_model_is_saved(instruct_run):
     _, run_dir = instruct_run
-    for name in ("lm/config.json", "lm/vocab.json", "lm-pretrain/config.json", "checkpoints/last.ckpt",
-                 "instruct/checkpoints/last.ckpt", "instruct/summary.json"):
+    for name in ("lm/config.json", "lm/vocab.json", "lm-pretrain/config.json", "checkpoints/last.ckpt/checkpoint.json",
+                 "instruct/checkpoints/last.ckpt/checkpoint.json", "instruct/summary.json"):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "instruct" / "summary.json").read_text())
     assert summary["steps"] == 4 and not summary["lora"]

@@ -1,5 +1,6 @@
 """Resume is exact: a training process SIGKILLed mid-run continues from its last checkpoint with the losses
-of an uninterrupted run; the data position survives a resume; a checkpoint file is never left half written."""
+of an uninterrupted run, loading a checkpoint folder of safetensors + JSON with ``torch.load`` disabled; the
+data position survives a resume. (The checkpoint format and its atomic save: test_checkpoint_io.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.conftest import smoke_overrides
 from unimodal.errors import ConfigError
@@ -23,8 +23,13 @@ STEPS, KILL_AFTER = 8, 4
 # lands in the second epoch and the uninterrupted run crosses an epoch boundary too.
 OVERRIDES = ["modality=image", "data.num_train=16", f"lm.max_steps={STEPS}", "lm.log_every_steps=1",
              "lm.checkpoint_every_steps=1", "lm.val_every_steps=3", "trainer.num_threads=1"]
-# The child sleeps after each step (numerics untouched) so that the kill lands mid-run, not after the end.
+# The child sleeps after each step (numerics untouched) so that the kill lands mid-run, not after the end,
+# and has no torch.load: a resume that unpickled anything would fail.
 CHILD = """import sys, time
+import torch
+def no_unpickling(*args, **kwargs):
+    raise AssertionError("torch.load called: checkpoints must load without unpickling")
+torch.load = no_unpickling
 from unimodal.training.lm_module import LMModule
 LMModule.on_train_batch_end = lambda self, *args: time.sleep(float(sys.argv[1]))
 from unimodal.config import compose
@@ -84,6 +89,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert sorted(merged) == list(range(STEPS))
     assert all(abs(merged[s] - want[s]) <= 1e-5 for s in range(STEPS))
     assert list((tmp_path / "killed" / "tensorboard").glob("events.out.tfevents.*"))
+    files = list((tmp_path / "killed" / "checkpoints").rglob("*"))
+    assert {f.name for f in files} == {"last.ckpt", "checkpoint.json", "model.safetensors", "optimizer.safetensors",
+                                       "state.safetensors"}  # no pickle, and no partial or previous folder
 
 
 def test_sampler_resumes_mid_epoch_and_across_epochs():
@@ -108,23 +116,3 @@ def test_sampler_resumes_mid_epoch_and_across_epochs():
     assert list(third) == passes[1]
     with pytest.raises(ConfigError, match="lm.batch_size"):
         TaskBatches(10, 3, 2, seed=3).load_state_dict(first.state_dict())
-
-
-def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
-    from unimodal.training.resume import AtomicCheckpointIO, checkpoint_to_resume
-
-    target = tmp_path / "checkpoints" / "last.ckpt"
-    io = AtomicCheckpointIO()
-    io.save_checkpoint({"global_step": 3}, target)
-
-    def killed_mid_write(obj, handle, *args, **kwargs):
-        handle.write(b"half a checkpoint")
-        raise KeyboardInterrupt  # what a kill at this point would leave behind
-
-    monkeypatch.setattr(torch, "save", killed_mid_write)
-    with pytest.raises(KeyboardInterrupt):
-        io.save_checkpoint({"global_step": 4}, target)
-    monkeypatch.undo()
-    assert torch.load(target, weights_only=True)["global_step"] == 3
-    assert checkpoint_to_resume(target.parent, True) == target
-    assert not list(target.parent.glob("*.partial"))  # the half-written file is cleaned up

@@ -17,7 +17,8 @@ from unimodal.model.generate import SamplingConfig
 def test_run_folder_is_complete(smoke_run):
     _, run_dir = smoke_run
     for name in ("run.json", "vocab.json", "config.yaml", "lm/vocab.json", "lm/config.json",
-                 "checkpoints/last.ckpt", "tokenizers/image/card.md", "tokenizers/audio/model.safetensors",
+                 "checkpoints/last.ckpt/checkpoint.json", "tokenizers/image/card.md",
+                 "tokenizers/audio/model.safetensors",
                  "tokenizers/text/tokenizer.json"):
         assert (run_dir / name).is_file(), name
     info = json.loads((run_dir / "run.json").read_text())

@@ -16,10 +16,11 @@ from torch.utils.data import DataLoader
 
 from unimodal.model.lm import build_lm, count_parameters, save_lm
 from unimodal.sequence import SequenceCodec
+from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
-from unimodal.training.resume import AtomicCheckpointIO, RngState, prepare_resume, write_run_metrics
+from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
 
@@ -66,7 +67,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(cfg.lm.max_minutes)},
                         val_check_interval=min(int(cfg.lm.val_every_steps), steps),
                         check_val_every_n_epoch=None, limit_val_batches=8, num_sanity_val_steps=0,
-                        callbacks=[RngState(), checkpoint], plugins=[AtomicCheckpointIO()],
+                        callbacks=[RngState(), checkpoint], plugins=[SafetensorsCheckpointIO()],
                         logger=build_loggers(list(cfg.loggers), run_dir, int(cfg.lm.log_every_steps), cfg.wandb),
                         log_every_n_steps=int(cfg.lm.log_every_steps),
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,

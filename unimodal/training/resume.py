@@ -1,7 +1,9 @@
-"""Exact resume of LM training: atomic checkpoint files, RNG state in the checkpoint, metrics kept across resumes.
+"""Exact resume of LM training: RNG state in the checkpoint, the checkpoint to resume from, metrics kept across
+resumes.
 
 The rest of the training state needs nothing here: Lightning's checkpoint holds the step count, optimizer
-and LR-scheduler state, and the train loader's position (``ResumableLoader`` in lm_data.py).
+and LR-scheduler state, and the train loader's position (``ResumableLoader`` in lm_data.py); it is written
+as safetensors + JSON, atomically, by ``checkpoint_io.SafetensorsCheckpointIO``.
 """
 
 from __future__ import annotations
@@ -15,42 +17,19 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from unimodal.errors import UnimodalError
+from unimodal.training.checkpoint_io import read_meta, recover_checkpoint
 
 PARTIAL_SUFFIX = ".partial"
 HISTORY_FILE = "history.csv"   # in <run>/logs: rows of the runs before the last resume
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``<name>.partial`` beside the target, fsync, then rename over it.
-
-    Why not Lightning's own save: it stages the file in the system temp folder and *moves* it, which is a
-    copy into the target path (not atomic) whenever that folder is on another filesystem, and it does not
-    fsync. A rename in the same folder leaves either the old or the new complete file, whenever the kill.
-    """
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + PARTIAL_SUFFIX)
-        with partial.open("wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
 
 
 class RngState(L.Callback):
     """Global torch/CUDA/numpy/Python RNG states, saved in and restored from the checkpoint.
 
     Dropout, and anything else that draws from the global generators during training, then continues
-    with the draws an uninterrupted run would have made. Why not Lightning's ``_collect_rng_states``: it
-    keeps numpy's state as an ndarray, which the weights-only unpickler Lightning loads with refuses;
-    here every state is a tensor or plain Python values.
+    with the draws an uninterrupted run would have made. Lightning saves no RNG state in a checkpoint; here
+    every state is a tensor or plain Python values, which the safetensors + JSON checkpoint holds as is.
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -73,32 +52,26 @@ class RngState(L.Callback):
         random.setstate((version, tuple(words), python_gauss))
 
 
-def prepare_resume(run_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (``<run>/checkpoints/last.ckpt``), with the logs made ready for it."""
+def prepare_resume(run_dir: Path, resume: bool, stage: str = "stage 1") -> Path | None:
+    """The checkpoint to resume from (``<run_dir>/checkpoints/last.ckpt``), with the logs made ready for it."""
     last = checkpoint_to_resume(run_dir / "checkpoints", resume)
     if last is not None:
         step = checkpoint_step(last)
         keep_history(run_dir / "logs", step)
-        print(f"[stage 1] resuming from {last} at step {step}", flush=True)
+        print(f"[{stage}] resuming from {last} at step {step}", flush=True)
     return last
 
 
 def checkpoint_to_resume(ckpt_dir: Path, resume: bool) -> Path | None:
-    """``<ckpt_dir>/last.ckpt`` when resuming and it exists; leftovers of a killed save are removed."""
-    for leftover in ckpt_dir.glob(f"*{PARTIAL_SUFFIX}"):
-        leftover.unlink()
+    """``<ckpt_dir>/last.ckpt`` when resuming and it exists; leftovers of a killed save are cleaned up first."""
     last = ckpt_dir / "last.ckpt"
-    return last if resume and last.is_file() else None
+    recover_checkpoint(last)
+    return last if resume and last.exists() else None
 
 
 def checkpoint_step(path: Path) -> int:
-    """The global step stored in a Lightning checkpoint (memory-mapped: the tensors are not read)."""
-    try:
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise UnimodalError(f"{path} is not a readable checkpoint ({type(err).__name__}); delete it to start "
-                            f"over, or run with resume=false") from None
-    return int(state["global_step"])
+    """The global step stored in a checkpoint folder (its JSON only: the tensors are not read)."""
+    return int(read_meta(path)["checkpoint"]["global_step"])
 
 
 def keep_history(log_dir: Path, step: int) -> None:
