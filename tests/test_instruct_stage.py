@@ -6,6 +6,7 @@ module's own run (image+audio, every stage) then takes seconds.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -117,3 +118,8 @@ def test_rerun_resumes_tuning_without_pretraining_again(instruct_run, capsys):
     out = capsys.readouterr().out
     assert "[stage 1]" not in out and "[instruct] resuming from" in out
     assert json.loads((root / "again" / "instruct" / "summary.json").read_text())["steps"] == 6
+    # The loggers of pretraining: rows of both processes (stopped at step 4) in one metrics.csv, and TensorBoard.
+    with (root / "again" / "instruct" / "metrics.csv").open() as handle:
+        steps = {int(row["step"]) for row in csv.DictReader(handle)}
+    assert min(steps) < 4 < max(steps)
+    assert list((root / "again" / "instruct" / "tensorboard").glob("events.out.tfevents.*"))

@@ -116,3 +116,23 @@ def test_sampler_resumes_mid_epoch_and_across_epochs():
     assert list(third) == passes[1]
     with pytest.raises(ConfigError, match="lm.batch_size"):
         TaskBatches(10, 3, 2, seed=3).load_state_dict(first.state_dict())
+
+
+def test_instruct_length_buckets_resume_mid_epoch_and_across_epochs():
+    from unimodal.training.buckets import LengthBuckets
+
+    def sampler() -> LengthBuckets:
+        return LengthBuckets(lambda i: i % 7, 40, 4, seed=2, window=2)
+
+    full = sampler()
+    passes = [list(full) for _ in range(2)]
+    assert passes[0] != passes[1] and full.epoch == 1  # each pass is a new epoch with a new order
+    first = sampler()
+    iterator = iter(first)
+    consumed = [next(iterator) for _ in range(3)]
+    second = sampler()
+    second.load_state_dict(first.state_dict())
+    assert consumed + list(second) == passes[0]
+    assert list(second) == passes[1]
+    with pytest.raises(ConfigError, match="lm.batch_size"):
+        LengthBuckets(lambda i: i, 40, 5, seed=2, window=2).load_state_dict(first.state_dict())

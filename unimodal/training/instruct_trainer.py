@@ -2,7 +2,8 @@
 
 Runs after pretraining (``fit_lm``) in the same run folder. The pretrained model is kept in
 ``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where ``unimodal.load`` and
-``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``; a stopped run resumes there.
+``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``, made as in pretraining (the
+same loggers, the same safetensors + JSON checkpoint with RNG and data position); a stopped run resumes there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -25,9 +25,12 @@ from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
 from unimodal.training.buckets import LengthBuckets
-from unimodal.training.lm_data import collate
+from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
+from unimodal.training.lm_data import ResumableLoader, collate
 from unimodal.training.lm_module import LMModule
 from unimodal.training.lm_trainer import make_codec
+from unimodal.training.loggers import build_loggers
+from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
 
@@ -100,7 +103,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
                           0.0, seed=int(cfg.seed) + 1)
     pad = partial(collate, pad_id=vocab.pad_id)
-    train_loader = DataLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
+    train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
         train_set.length_of, len(train_set), batch, seed=int(cfg.seed)))
     val_loader = DataLoader(val_set, batch_size=min(batch, len(val_set)), collate_fn=pad)
 
@@ -110,22 +113,24 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     steps = int(icfg.max_steps)
     # Our own Trainer rather than fit_lm's: other data, another checkpoint folder, and a model that is
     # loaded, frozen or wrapped in LoRA instead of built fresh.
+    log_every = int(cfg.lm.log_every_steps)
+    resume = prepare_resume(out_dir, bool(cfg.resume), stage="instruct")  # before the CSV logger starts
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
                         val_check_interval=min(int(icfg.val_every_steps), steps), check_val_every_n_epoch=None,
                         limit_val_batches=8, num_sanity_val_steps=0,
-                        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                                   every_n_train_steps=int(icfg.checkpoint_every_steps))],
-                        logger=CSVLogger(out_dir, name="logs", version=""), log_every_n_steps=10,
+                        callbacks=[RngState(), ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                                                               enable_version_counter=False,
+                                                               every_n_train_steps=int(icfg.checkpoint_every_steps))],
+                        plugins=[SafetensorsCheckpointIO()],
+                        logger=build_loggers(list(cfg.loggers), out_dir, log_every, cfg.wandb,
+                                             run_name=f"{run_dir.resolve().name}-instruct"),
+                        log_every_n_steps=log_every,
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
                         **trainer_kwargs(cfg.trainer, lm=True))
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if cfg.resume and last.is_file() else None
-    if resume:
-        _say(f"[instruct] resuming from {last}")
     _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min")
     started = time.perf_counter()
-    trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=resume)
-    trainer.save_checkpoint(last)
+    trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=str(resume) if resume else None)
+    trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
 
     final = merged() if merged is not None else model
@@ -139,6 +144,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                "trainable_parameters": trainable, "lora": bool(icfg.lora.enabled), "frozen": frozen,
                **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_run_metrics(out_dir)
     _say(f"[instruct] {summary['steps']} steps in {seconds:.0f}s; " +
          ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k) + f"; tuned model -> {lm_dir}")
     _say(f'  ask:  python scripts/generate.py run={run_dir} image=<png> question="how many objects are there?" '

@@ -14,8 +14,10 @@ from unimodal.errors import ConfigError
 KNOWN = ("csv", "tensorboard", "wandb")
 
 
-def build_loggers(names: list[str], run_dir: Path, log_every_steps: int, wandb_cfg: Any) -> list[Logger]:
-    """One Lightning logger per name. CSV is always on: ``<run>/metrics.csv`` is part of the run folder."""
+def build_loggers(names: list[str], run_dir: Path, log_every_steps: int, wandb_cfg: Any,
+                  run_name: str | None = None) -> list[Logger]:
+    """One Lightning logger per name, writing under ``run_dir``. CSV is always on: ``<run>/metrics.csv`` is part
+    of the run folder. ``run_name`` names the W&B run (default: the folder's name)."""
     unknown = [name for name in names if name not in KNOWN]
     if unknown:
         raise ConfigError(f"loggers: unknown {unknown}; choose from {list(KNOWN)}")
@@ -36,8 +38,9 @@ def build_loggers(names: list[str], run_dir: Path, log_every_steps: int, wandb_c
 
         # One W&B run per run folder, so that a resumed run continues its curves; offline unless asked,
         # which writes under <run>/wandb and needs no network (`wandb sync` uploads it later).
-        run_id = re.sub(r"[^A-Za-z0-9_-]", "-", run_dir.resolve().name)
-        loggers.append(WandbLogger(save_dir=str(run_dir), project=str(wandb_cfg.project), name=run_dir.name,
+        name = run_name or run_dir.resolve().name
+        run_id = re.sub(r"[^A-Za-z0-9_-]", "-", name)
+        loggers.append(WandbLogger(save_dir=str(run_dir), project=str(wandb_cfg.project), name=name,
                                    id=run_id, offline=bool(wandb_cfg.offline), resume="allow"))
     return loggers
 
