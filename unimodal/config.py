@@ -45,6 +45,7 @@ class ModalityConfig:
     media: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)   # per task, same order; empty = uniform
+    modality_weights: dict[str, float] | None = None   # per modality, times task weights (data/mixture.py)
 
 
 @dataclass
@@ -282,6 +283,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     if merged.modality.weights and len(merged.modality.weights) != len(merged.modality.tasks):
         raise ConfigError(f"modality.weights has {len(merged.modality.weights)} entries for "
                           f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
+    from unimodal.data.mixture import check_modality_weights
+    check_modality_weights(merged.modality)
     if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
         raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
     return merged

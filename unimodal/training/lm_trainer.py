@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from unimodal.data.mixture import task_weights
 from unimodal.model.lm import build_lm, count_parameters, save_lm
 from unimodal.sequence import SequenceCodec
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
@@ -37,7 +38,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
-    weights = list(cfg.modality.weights) or None
+    weights = task_weights(cfg.modality)  # modality.weights x modality.modality_weights
     train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
     pad = partial(collate, pad_id=vocab.pad_id)
