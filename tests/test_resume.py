@@ -38,9 +38,9 @@ train(compose(sys.argv[2:]))
 """
 
 
-def _start(root: Path, run: str, pause: float) -> subprocess.Popen:
+def _start(root: Path, run: str, pause: float, overrides: list[str] = OVERRIDES) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    args = [sys.executable, "-c", CHILD, str(pause), *smoke_overrides(root, f"run_dir={root / run}", *OVERRIDES)]
+    args = [sys.executable, "-c", CHILD, str(pause), *smoke_overrides(root, f"run_dir={root / run}", *overrides)]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -92,6 +92,29 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     files = list((tmp_path / "killed" / "checkpoints").rglob("*"))
     assert {f.name for f in files} == {"last.ckpt", "checkpoint.json", "model.safetensors", "optimizer.safetensors",
                                        "state.safetensors"}  # no pickle, and no partial or previous folder
+
+
+@pytest.mark.slow  # three runs of every stage: about 100 s on the shared 2-core box
+def test_sigkill_during_instruct_then_resume_matches_uninterrupted_run(tmp_path):
+    overrides = ["modality=image", "stage=instruct", "data.num_train=16", "lm.max_steps=4", "lm.log_every_steps=1",
+                 f"instruct.max_steps={STEPS}", "instruct.checkpoint_every_steps=1", "instruct.val_every_steps=3",
+                 "instruct.num_edits=4", "trainer.num_threads=1"]
+    _finish(_start(tmp_path, "reference", 0.0, overrides))
+    killed = _start(tmp_path, "killed", 0.3, overrides)
+    log = tmp_path / "killed" / "instruct" / "logs" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while _steps_logged(log) < KILL_AFTER:
+        assert killed.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "no instruct step logged in time"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    out = _finish(_start(tmp_path, "killed", 0.0, overrides))
+    assert "[instruct] resuming from" in out and "[stage 1] resuming" not in out
+    want = _train_losses(tmp_path / "reference" / "instruct" / "metrics.csv")
+    got = _train_losses(tmp_path / "killed" / "instruct" / "metrics.csv")
+    assert sorted(got) == sorted(want) == list(range(STEPS))
+    assert all(abs(got[s] - want[s]) <= 1e-5 for s in want), (got, want)
 
 
 def test_sampler_resumes_mid_epoch_and_across_epochs():
