@@ -175,3 +175,21 @@ def test_streamed_audio_joins_into_the_one_shot_decode(layout):
     assert calls_at_first_chunk < span  # the first chunk came while the span was still being generated
     seams = np.concatenate(list(pipe.stream(prompt, output="audio", seed=3, context_frames=0)))
     assert np.abs(seams - whole).max() > 0.01 * np.abs(whole).max()
+
+
+def test_load_and_the_generate_script_over_a_saved_run(pipe, tmp_path, capsys):
+    import unimodal
+    from tests.tiny_pipeline import save_tiny_run
+    from unimodal.generation_cli import generate_from_config
+
+    run = save_tiny_run(pipe, tmp_path / "run")
+    loaded = unimodal.load(run, device="cpu")
+    sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=24)
+    for a, b in zip(loaded.generate("a red circle", ["text", "image"], sampling=sampling)[0].parts,
+                    pipe.generate("a red circle", ["text", "image"], sampling=sampling)[0].parts, strict=True):
+        assert np.array_equal(a.ids, b.ids)
+    written = generate_from_config([f"run={run}", "prompt=a red circle, left of", "output=[text,image]",
+                                    "cfg_schedule.image=linear", "num_samples=2", "max_new_tokens=30",
+                                    f"out_dir={tmp_path}"])
+    assert sorted(p.suffix for p in written) == [".png", ".png"]
+    assert "[1]" in capsys.readouterr().out

@@ -42,3 +42,18 @@ def tiny_pipeline(seed: int = 0, media_positions: bool = True, audio_layout: str
     info = {"media": ["image", "audio"], "image_grid": list(image.grid_shape), "audio_frames": AUDIO_FRAMES,
             "audio_layout": audio_layout}
     return Pipeline(Path("."), model, vocab, codec, tokenizers, info)
+
+
+def save_tiny_run(pipe, run_dir: Path) -> Path:
+    """``pipe`` as a run folder that ``unimodal.load`` and ``scripts/generate.py`` read (what training writes)."""
+    import json
+
+    from unimodal.model.lm import save_lm
+
+    for modality, tokenizer in pipe.tokenizers.items():
+        tokenizer.save(run_dir / "tokenizers" / modality)
+    save_lm(pipe.model, run_dir / "lm")
+    pipe.vocab.save(run_dir / "lm" / "vocab.json")
+    info = {**pipe.info, "tokenizers": {m: {"fingerprint": t.fingerprint} for m, t in pipe.tokenizers.items()}}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
