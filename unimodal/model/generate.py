@@ -3,7 +3,7 @@
 Three parts, each swappable on its own:
 
 - :class:`~unimodal.model.constraints.SpanState`: which ids each row may emit next (every output decodes)
-- :func:`~unimodal.model.sampling.choose_tokens`: guidance, penalties, temperature, top-k/top-p
+- :class:`~unimodal.model.sampling.Sampler`: guidance, penalties, temperature, top-k/top-p
 - a *decoder* (:class:`EagerDecoder` here): the only code that calls the model. ``prefill(ids, attention)``
   runs the left-padded prompts, ``step(tokens)`` one new token per row; both return the last position's
   logits ``[rows, vocab]``. A faster decoder (a static KV cache, a compiled step) is a drop-in replacement.
@@ -26,7 +26,7 @@ from transformers import LlamaForCausalLM
 
 from unimodal.model.constraints import MEDIA, AnyResCursor, SpanState
 from unimodal.model.lm import embed_ids
-from unimodal.model.sampling import SamplingConfig, choose_tokens, filter_logits
+from unimodal.model.sampling import Sampler, SamplingConfig, filter_logits
 from unimodal.sequence import SequenceCodec
 
 __all__ = ["MEDIA", "AnyResCursor", "Decoder", "EagerDecoder", "SamplingConfig", "SpanState", "filter_logits",
@@ -99,11 +99,11 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
         rows += [twin] * batch
     decoder = decoder or EagerDecoder(model)
     logits = decoder.prefill(*left_pad(rows, vocab.pad_id))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    sampler = Sampler(sampling, vocab.size, seed)
     history: list[list[int]] = [[] for _ in range(batch)]
     for index in range(sampling.max_new_tokens):
         uncond = logits[batch:] if guided else None
-        tokens = choose_tokens(logits[:batch], uncond, states, sampling, history, generator)
+        tokens = sampler(logits[:batch], uncond, states, history)
         step: list[int | None] = []
         for row, (state, token) in enumerate(zip(states, tokens, strict=True)):
             step.append(None if state.done else token)

@@ -9,7 +9,7 @@ modality scale, optionally scheduled over the span (``cfg_schedule``):
 - ``linear``: from 1 (no guidance) at the span's first code up to ``s`` at its last (a ramp, as in MUSE)
 - ``cosine``: the same ramp with a cosine shape
 
-Sampling stays on the CPU with one seeded generator, so a seed gives the same ids on any device.
+:class:`Sampler` draws for the whole batch at once on the logits' device.
 """
 
 from __future__ import annotations
@@ -74,54 +74,89 @@ def guidance_scale(sampling: SamplingConfig, state: SpanState) -> float:
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """Top-k then nucleus (top-p) filtering of a 1-D row; filtered entries become ``-inf``."""
-    if top_k and top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1, None]
+    """Top-k then nucleus (top-p) filtering of one row or a batch; filtered entries become ``-inf``."""
+    rows = logits.reshape(-1, logits.shape[-1])
+    count = rows.shape[0]
+    out = filter_rows(rows, torch.full((count,), int(top_k)), torch.full((count,), float(top_p)))
+    return out.reshape(logits.shape)
+
+
+def filter_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """:func:`filter_logits` with a ``top_k`` and ``top_p`` per row (``[B]``; 0 and 1 switch them off)."""
+    top_k, top_p = top_k.to(logits.device), top_p.to(logits.device)
+    if bool((top_k > 0).any()):
+        values = torch.topk(logits, int(top_k.clamp(max=logits.shape[-1]).max()), dim=-1).values
+        index = (top_k.clamp(min=1, max=values.shape[-1]) - 1)[:, None]
+        kth = torch.where(top_k[:, None] > 0, values.gather(-1, index), float("-inf"))
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if 0 < top_p < 1:
+    nucleus = (top_p > 0) & (top_p < 1)
+    if bool(nucleus.any()):
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = sorted_logits.softmax(-1)
-        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest prefix whose mass reaches top_p
+        limit = torch.where(nucleus, top_p, float("inf"))[:, None]
+        drop = probs.cumsum(-1) - probs > limit  # keep the smallest prefix whose mass reaches top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     return logits
+
+
+class Sampler:
+    """Chooses each row's next id on the logits' own device: one batched pass per step, whatever the rows'
+    modalities (no per-row kernels, which would dominate a fast decode step). Masks of allowed ids are
+    built once per distinct set of intervals and reused. Draws come from one generator seeded with ``seed``
+    on that device, so a seed reproduces its output on the same device."""
+
+    def __init__(self, sampling: SamplingConfig, vocab_size: int, seed: int) -> None:
+        self.sampling, self.vocab_size, self.seed = sampling, vocab_size, seed
+        self.masks: dict[tuple[tuple[int, int], ...], torch.Tensor] = {}
+        self.generator: torch.Generator | None = None
+
+    def _mask(self, spans: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
+        if spans not in self.masks:
+            mask = torch.zeros(self.vocab_size, dtype=torch.bool)
+            for low, high in spans:
+                mask[low:high] = True
+            self.masks[spans] = mask.to(device)
+        return self.masks[spans]
+
+    def __call__(self, cond: torch.Tensor, uncond: torch.Tensor | None, states: list[SpanState],
+                 history: list[list[int]]) -> list[int]:
+        """One next id per row. ``cond`` / ``uncond``: ``[B, V]`` logits of the prompts and their twins
+        (``uncond`` None without guidance); ``history``: each row's generated ids so far (for the penalty)."""
+        sampling, device = self.sampling, cond.device
+        spans = [_allowed_spans(state) for state in states]
+        forced = [s[0][0] if len(s) == 1 and s[0][1] - s[0][0] == 1 else None for s in spans]
+        if all(token is not None for token in forced):  # nothing to sample (a separator, a closer, <eos>)
+            return [int(token) for token in forced]
+        if self.generator is None:
+            self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        modalities = [state.modality for state in states]
+        logits = cond.float()
+        if uncond is not None:
+            scales = [guidance_scale(sampling, state) for state in states]
+            if any(scale != 1.0 for scale in scales):  # at 1.0 a row's conditional logits stay bit-exact
+                scale = torch.tensor(scales, device=device)[:, None]
+                logits = torch.where(scale != 1.0, uncond.float() + scale * (logits - uncond.float()), logits)
+        allowed = torch.stack([self._mask(tuple(s), device) for s in spans])
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        penalty = sampling.repetition_penalty
+        if penalty != 1.0:  # CTRL's penalty on text ids already generated, text rows only
+            for row, modality in enumerate(modalities):
+                if modality == "text" and history[row]:
+                    seen = torch.tensor(sorted(set(history[row])), device=device)
+                    values = logits[row, seen]
+                    logits[row, seen] = torch.where(values > 0, values / penalty, values * penalty)
+        temperature = torch.tensor([float(sampling.get("temperature", m)) for m in modalities], device=device)
+        greedy = logits.argmax(-1)
+        if bool((temperature > 0).any()):
+            top_k = torch.tensor([int(sampling.get("top_k", m)) for m in modalities])
+            top_p = torch.tensor([float(sampling.get("top_p", m)) for m in modalities])
+            scaled = filter_rows(logits / temperature.clamp(min=1e-6)[:, None], top_k, top_p)
+            drawn = torch.multinomial(scaled.softmax(-1), 1, generator=self.generator)[:, 0]
+            greedy = torch.where(temperature > 0, drawn, greedy)
+        chosen = greedy.tolist()
+        return [int(token) if token is not None else chosen[row] for row, token in enumerate(forced)]
 
 
 def _allowed_spans(state: SpanState) -> list[tuple[int, int]]:
     allowed = state.allowed()
     return [allowed] if isinstance(allowed, tuple) else allowed
-
-
-def choose_tokens(cond: torch.Tensor, uncond: torch.Tensor | None, states: list[SpanState],
-                  sampling: SamplingConfig, history: list[list[int]], generator: torch.Generator) -> list[int]:
-    """One next id per row. ``cond`` / ``uncond``: ``[B, V]`` logits of the prompts and their twins
-    (``uncond`` None without guidance); ``history``: each row's generated ids so far (for the penalty)."""
-    cond = cond.float().cpu()
-    uncond = uncond.float().cpu() if uncond is not None else None
-    chosen: list[int] = []
-    for row, state in enumerate(states):
-        spans = _allowed_spans(state)
-        if len(spans) == 1 and spans[0][1] - spans[0][0] == 1:  # forced: nothing to sample
-            chosen.append(spans[0][0])
-            continue
-        logits = cond[row]
-        scale = guidance_scale(sampling, state) if uncond is not None else 1.0
-        if scale != 1.0:  # at 1.0 the conditional logits stay bit-exact
-            logits = uncond[row] + scale * (logits - uncond[row])
-        mask = torch.full_like(logits, float("-inf"))
-        for low, high in spans:
-            mask[low:high] = 0.0
-        logits = logits + mask
-        modality = state.modality
-        penalty = sampling.repetition_penalty
-        if modality == "text" and penalty != 1.0 and history[row]:  # CTRL's penalty, text only
-            seen = torch.tensor(sorted(set(history[row])))
-            values = logits[seen]
-            logits[seen] = torch.where(values > 0, values / penalty, values * penalty)
-        temperature = float(sampling.get("temperature", modality))
-        if temperature <= 0:
-            chosen.append(int(logits.argmax()))
-            continue
-        logits = filter_logits(logits / temperature, int(sampling.get("top_k", modality)),
-                               float(sampling.get("top_p", modality)))
-        chosen.append(int(torch.multinomial(logits.softmax(-1), 1, generator=generator)))
-    return chosen
