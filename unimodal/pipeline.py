@@ -196,7 +196,8 @@ class Pipeline:
 
         if "audio" not in self.tokenizers:
             raise UnimodalError(f"stream() yields audio, and this run has no audio (it has {sorted(self.tokenizers)})")
-        outputs, sampling, prompt_ids = self._prepare([self._prompt_ids(prompt, chat)], output, sampling)
+        prompt_ids = [self._prompt_ids(prompt, chat)]
+        outputs, sampling = self._prepare(prompt_ids, output, sampling)
         audio = AudioStream(self.codec, self._tokenizer("audio"), chunk_frames, context_frames)
         for step in iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed):
             if step[0] is not None:
@@ -210,7 +211,7 @@ class Pipeline:
         return self.codec.encode(segments, add_eos=False).ids
 
     def _prepare(self, prompt_ids: list[np.ndarray], output: str | list[str], sampling: SamplingConfig | None
-                 ) -> tuple[list[str], SamplingConfig, list[np.ndarray]]:
+                 ) -> tuple[list[str], SamplingConfig]:
         """Checked outputs, and the sampling settings with a budget that fits the context."""
         outputs = [output] if isinstance(output, str) else list(output)
         for name in outputs:
@@ -226,11 +227,11 @@ class Pipeline:
             raise UnimodalError(f"prompt is {longest} tokens; with the requested {outputs} output "
                                 f"({spans + 1} tokens) it exceeds the model context of {self.context_length}")
         budget = min(sampling.max_new_tokens, self.context_length - longest)
-        return outputs, replace(sampling, max_new_tokens=budget), prompt_ids
+        return outputs, replace(sampling, max_new_tokens=budget)
 
     def _run(self, prompt_ids: list[np.ndarray], output: str | list[str], seed: int,
              sampling: SamplingConfig | None) -> list[Generation]:
-        outputs, sampling, prompt_ids = self._prepare(prompt_ids, output, sampling)
+        outputs, sampling = self._prepare(prompt_ids, output, sampling)
         new_ids = generate_ids(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
         return [self.decode(ids) for ids in new_ids]
 
