@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tests.tiny_pipeline import AUDIO_FRAMES, tiny_pipeline
 from unimodal.anyres import AnyResImage
@@ -193,3 +194,27 @@ def test_load_and_the_generate_script_over_a_saved_run(pipe, tmp_path, capsys):
                                     f"out_dir={tmp_path}"])
     assert sorted(p.suffix for p in written) == [".png", ".png"]
     assert "[1]" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+def test_on_cuda_every_output_decodes_and_audio_streams():
+    """The same engine with the model, the tokenizers and the sampler on a GPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    pipe = tiny_pipeline(seed=2)
+    pipe.model.to("cuda")
+    for modality in ("image", "audio"):
+        pipe.tokenizers[modality].to("cuda")
+    rng = np.random.default_rng(1)
+    for trial, outputs in enumerate(OUTPUTS):
+        pipe.codec = _codec(pipe, LAYOUTS[trial % 3], anyres=False)
+        results = pipe.generate_batch([_random_prompt(pipe, rng) for _ in range(4)], outputs, seed=trial,
+                                      sampling=_random_sampling(rng, 80))
+        for result in results:
+            assert [p.modality for p in result.parts if p.modality != "text"] == [m for m in outputs if m != "text"]
+            shapes = {p.value.shape for p in result.parts if p.modality != "text"}
+            assert shapes <= {(16, 16, 3), (AUDIO_FRAMES * 8,)}
+    pipe.codec = _codec(pipe, "delay", anyres=False, frames=32)
+    whole = pipe.generate("a red circle", output="audio", seed=3)[0].audio[0]
+    joined = np.concatenate(list(pipe.stream("a red circle", output="audio", seed=3)))
+    assert np.abs(joined - whole).max() <= 1e-4 * np.abs(whole).max()
