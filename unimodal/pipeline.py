@@ -13,7 +13,7 @@ import torch
 
 from unimodal.anyres import AnyResImage
 from unimodal.errors import UnimodalError, VocabularyMismatch
-from unimodal.model.generate import MEDIA, SamplingConfig, generate_ids, iter_generate
+from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.sequence import Segment, SequenceCodec
 from unimodal.tokenizers.base import ModalityTokenizer, TokenizerLoadError, load_tokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
@@ -199,7 +199,7 @@ class Pipeline:
         prompt_ids = [self._prompt_ids(prompt, chat)]
         outputs, sampling = self._prepare(prompt_ids, output, sampling)
         audio = AudioStream(self.codec, self._tokenizer("audio"), chunk_frames, context_frames)
-        for step in iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed):
+        for step in self._steps(prompt_ids, outputs, sampling, seed):
             if step[0] is not None:
                 yield from audio.push(step[0])
 
@@ -232,8 +232,13 @@ class Pipeline:
     def _run(self, prompt_ids: list[np.ndarray], output: str | list[str], seed: int,
              sampling: SamplingConfig | None) -> list[Generation]:
         outputs, sampling = self._prepare(prompt_ids, output, sampling)
-        new_ids = generate_ids(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
+        new_ids = collect_ids(self._steps(prompt_ids, outputs, sampling, seed), len(prompt_ids))
         return [self.decode(ids) for ids in new_ids]
+
+    def _steps(self, prompt_ids: list[np.ndarray], outputs: list[str], sampling: SamplingConfig,
+               seed: int) -> Iterator[list[int | None]]:
+        """The one place the pipeline runs the generation loop (and so would pick a faster decoder)."""
+        return iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
 
     # --- decoding ------------------------------------------------------------------------
     @torch.no_grad()

@@ -29,8 +29,8 @@ from unimodal.model.lm import embed_ids
 from unimodal.model.sampling import Sampler, SamplingConfig, filter_logits
 from unimodal.sequence import SequenceCodec
 
-__all__ = ["MEDIA", "AnyResCursor", "Decoder", "EagerDecoder", "SamplingConfig", "SpanState", "filter_logits",
-           "generate_ids", "iter_generate", "left_pad"]
+__all__ = ["MEDIA", "AnyResCursor", "Decoder", "EagerDecoder", "SamplingConfig", "SpanState", "collect_ids",
+           "filter_logits", "generate_ids", "iter_generate", "left_pad"]
 
 # transformers 5.x renamed `past_key_values` to `cache`; accept either release line.
 _CACHE_ARG = "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
@@ -121,8 +121,14 @@ def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.
                  sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
                  decoder: Decoder | None = None) -> list[np.ndarray]:
     """Generate after each prompt (global ids, ``<bos>`` included). Returns the new ids per prompt."""
-    generated: list[list[int]] = [[] for _ in prompts]
-    for step in iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder):
+    steps = iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder)
+    return collect_ids(steps, len(prompts))
+
+
+def collect_ids(steps: Iterator[list[int | None]], rows: int) -> list[np.ndarray]:
+    """The steps of :func:`iter_generate` -> each row's new ids."""
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    for step in steps:
         for row, token in enumerate(step):
             if token is not None:
                 generated[row].append(token)
