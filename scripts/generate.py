@@ -10,6 +10,7 @@ USAGE = """usage: python scripts/generate.py run=<run dir> (prompt="..." | image
 
   output=image|audio|text, or a list: output=[text,image]
   num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
   out_dir=<folder> (default: <run>/samples)
   chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
 

@@ -12,6 +12,8 @@ from unimodal.model.lm import build_lm
 from unimodal.sequence import LAYOUTS, SequenceCodec
 from unimodal.vocab import Vocabulary
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 VOCAB = Vocabulary(40, {"image": (16, 1), "audio": (8, 2)})
 GRID, FRAMES = (3, 3), 4
 
@@ -60,3 +62,16 @@ def test_greedy_is_deterministic(model):
     first = generate_ids(model, codec, [np.array([VOCAB.bos_id, 3])], ["image"], sampling)
     again = generate_ids(model, codec, [np.array([VOCAB.bos_id, 3])], ["image"], sampling, seed=5)
     assert np.array_equal(first[0], again[0])
+
+
+def test_batched_filters_match_row_by_row():
+    from unimodal.model.sampling import filter_logits, filter_rows
+
+    logits = torch.randn(4, 30, generator=torch.Generator().manual_seed(0))
+    logits[1, 10:] = float("-inf")  # fewer allowed ids than top_k
+    top_k, top_p = torch.tensor([0, 20, 3, 5]), torch.tensor([0.5, 1.0, 0.9, 1.0])
+    batched = filter_rows(logits, top_k, top_p)
+    for row in range(4):
+        alone = filter_logits(logits[row], int(top_k[row]), float(top_p[row]))
+        assert torch.equal(batched[row].isinf(), alone.isinf())
+    assert batched[0].isfinite().sum() < 30 and batched[2].isfinite().sum() == 3

@@ -20,8 +20,9 @@ def _table(node: Any) -> dict[str, Any]:
 
 def sampling_from(cfg: Any) -> SamplingConfig:
     return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
-                          cfg_scale=_table(cfg.cfg_scale), repetition_penalty=float(cfg.repetition_penalty),
-                          max_new_tokens=int(cfg.max_new_tokens))
+                          cfg_scale=_table(cfg.cfg_scale), cfg_schedule=_table(cfg.cfg_schedule),
+                          repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
+                          min_text_tokens=int(cfg.min_text_tokens))
 
 
 def read_image(path: str) -> np.ndarray:

@@ -101,7 +101,7 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
             prompts = [chat_prompt(pipe.codec, q.segments) for q in chunk]
             generated = generate_ids(pipe.model, pipe.codec, prompts, [output], sampling, seed=seed + start)
             for item, ids in zip(chunk, generated, strict=True):
-                result = pipe._decode(ids)
+                result = pipe.decode(ids)
                 if output == "text":
                     got: Any = result.text
                     hit = _normal(got) == _normal(item.answer)
