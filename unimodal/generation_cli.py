@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from unimodal.config import compose
 from unimodal.errors import DataError, UnimodalError
+from unimodal.model.fast_decode import fast_mode
 from unimodal.model.generate import SamplingConfig
 
 
@@ -21,7 +22,7 @@ def _table(node: Any) -> dict[str, Any]:
 def sampling_from(cfg: Any) -> SamplingConfig:
     return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
                           cfg_scale=_table(cfg.cfg_scale), repetition_penalty=float(cfg.repetition_penalty),
-                          max_new_tokens=int(cfg.max_new_tokens))
+                          max_new_tokens=int(cfg.max_new_tokens), fast=fast_mode(cfg.get("fast", "auto")))
 
 
 def read_image(path: str) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
+from unimodal.model.fast_decode import choose_forward
 from unimodal.model.lm import embed_ids
 from unimodal.sequence import SequenceCodec
 from unimodal.vocab import CLOSERS, OPENERS
@@ -42,6 +43,7 @@ class SamplingConfig:
     cfg_scale: dict[str, float] = field(default_factory=lambda: {"default": 1.0})
     repetition_penalty: float = 1.0
     max_new_tokens: int = 256
+    fast: str = "auto"  # static KV cache + compiled step: auto (on CUDA), true, false (unimodal/model/fast_decode.py)
 
     def get(self, name: str, modality: str) -> float:
         table = getattr(self, name)
@@ -227,11 +229,12 @@ def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.
     generator = torch.Generator(device="cpu").manual_seed(seed)
     generated: list[list[int]] = [[] for _ in range(batch)]
     past = None
+    forward = choose_forward(model, sampling.fast, len(rows), width, sampling.max_new_tokens)  # model: eager
     step_input = ids
     history = ids  # the whole sequence so far: media-span positions of the new token depend on it
     for _ in range(sampling.max_new_tokens):
         position_ids = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
-        out = model(inputs_embeds=embed_ids(model, step_input, history), attention_mask=attention,
+        out = forward(inputs_embeds=embed_ids(model, step_input, history), attention_mask=attention,
                     position_ids=position_ids,
                     use_cache=True, **{_CACHE_ARG: past})
         past = getattr(out, _CACHE_ARG)
