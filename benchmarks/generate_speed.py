@@ -104,7 +104,8 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
     class BatchedGuidance(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
             cond, uncond = scores.chunk(2)
-            mixed = uncond + scale * (cond - uncond)
+            # min_new_tokens has set <eos> to -inf in both rows; the mix there would be nan
+            mixed = torch.where(torch.isinf(cond), cond, uncond + scale * (cond - uncond))
             return torch.cat([mixed, mixed])
 
     rows = prompts + [np.array([vocab.bos_id])] * len(prompts)
