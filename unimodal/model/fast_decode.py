@@ -29,6 +29,7 @@ from unimodal.errors import ConfigError
 
 FAST_CHOICES = ("auto", "true", "false")
 LENGTH_STEP = 64  # cache lengths are rounded up to this, so nearby prompt lengths reuse one compiled step
+MAX_SHAPES = 64  # compiled decoder shapes a session may hold (each keeps its KV cache and CUDA graph)
 
 
 def fast_mode(value: Any) -> str:
@@ -58,14 +59,23 @@ def choose_forward(model: torch.nn.Module, fast: Any, rows: int, width: int, max
         raise ConfigError(f"fast=true needs a LlamaForCausalLM in eval mode, got {type(model).__name__}"
                           f"{' in training mode' if model.training else ''}; use fast=auto or fast=false")
     length = -(-(width + max_new_tokens) // LENGTH_STEP) * LENGTH_STEP
-    return decoder_for(model, rows, length, compile=device.type == "cuda")
+    decoder = decoder_for(model, rows, length, compile=device.type == "cuda")
+    if decoder is None and mode == "true":
+        raise ConfigError(f"{MAX_SHAPES} static decoders (batch x cache length) are held for this model already; "
+                          "use fewer batch sizes and prompt lengths, or fast=auto to fall back to the eager path")
+    return model if decoder is None else decoder
 
 
-def decoder_for(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticDecoder:
-    """One decoder per (rows, length, compile), kept on the model: its buffers and compiled graph are reused."""
+def decoder_for(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticDecoder | None:
+    """One decoder per (rows, length, compile), kept on the model: its buffers and compiled graph are reused.
+
+    None once :data:`MAX_SHAPES` are held (each keeps its cache memory for the model's lifetime).
+    """
     decoders = model.__dict__.setdefault("_unimodal_static_decoders", {})
     key = (rows, length, compile)
     if key not in decoders:
+        if len(decoders) >= MAX_SHAPES:
+            return None
         decoders[key] = StaticDecoder(model, rows, length, compile)
     return decoders[key]
 
@@ -95,6 +105,9 @@ class StaticDecoder:
         if compile:
             for tensor in (*self.keys, *self.values, self.keep, self.position):
                 torch._dynamo.mark_static_address(tensor)  # written in place: the CUDA graph reads them where they are
+            # every decoder (batch rows x cache length) is one more compiled entry of the same `_decode` code
+            # object; dynamo's default limit of 8 would fail the ninth shape of a session under fullgraph
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, MAX_SHAPES)
             self._step = torch.compile(self._decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
         else:
             self._step = self._decode
