@@ -67,12 +67,13 @@ def choose_forward(model: torch.nn.Module, fast: Any, rows: int, width: int, max
 
 
 def decoder_for(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticDecoder | None:
-    """One decoder per (rows, length, compile), kept on the model: its buffers and compiled graph are reused.
+    """One decoder per shape, device and dtype, kept on the model: its buffers and compiled graph are reused.
 
     None once :data:`MAX_SHAPES` are held (each keeps its cache memory for the model's lifetime).
     """
     decoders = model.__dict__.setdefault("_unimodal_static_decoders", {})
-    key = (rows, length, compile)
+    param = next(model.parameters())
+    key = (rows, length, compile, param.device, param.dtype)  # a model moved or cast later gets new buffers
     if key not in decoders:
         if len(decoders) >= MAX_SHAPES:
             return None
