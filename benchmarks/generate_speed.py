@@ -56,6 +56,18 @@ def make_prompts(vocab: Any, batch: int, length: int, seed: int = 0) -> list[np.
     return [np.concatenate([[vocab.bos_id], rng.integers(0, vocab.text_size, length)]) for _ in range(batch)]
 
 
+def guided_batch(prompts: list[np.ndarray], pad_id: int, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts and their unconditional twins (``<bos>``), left-padded as ``generate_ids`` lays them out."""
+    rows = prompts + [np.array([bos_id])] * len(prompts)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.from_numpy(row)
+        attention[i, width - len(row):] = 1
+    return ids, attention
+
+
 def run_engine(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str, Any], fast: str) -> int:
     """One guided image generation through ``generate_ids``; returns the decode steps it took."""
     from unimodal.model.generate import SamplingConfig, generate_ids
@@ -71,26 +83,15 @@ def run_engine(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str
 
 def run_step(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str, Any]) -> int:
     """The static decoder alone: prefill the guided batch, then one fixed token per step."""
-    from unimodal.model.fast_decode import choose_forward
-    from unimodal.model.lm import embed_ids
+    from unimodal.model.fast_decode import fast_decoder
 
-    vocab, device = codec.vocab, next(model.parameters()).device
+    vocab = codec.vocab
     steps = codec.image_grid[0] * codec.image_grid[1] + 3
-    rows = prompts + [np.array([vocab.bos_id])] * len(prompts)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.from_numpy(row)
-    ids, attention = ids.to(device), (ids != vocab.pad_id).long().to(device)
-    decoder = choose_forward(model, "true", len(rows), width, steps)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    decoder(inputs_embeds=embed_ids(model, ids), attention_mask=attention, position_ids=positions)
-    token = torch.full((len(rows), 1), vocab.range_of("image", 0)[0], device=device)
-    embeds, position = embed_ids(model, token), positions[:, -1:]
+    decoder = fast_decoder(model, "true", steps)
+    decoder.prefill(*guided_batch(prompts, vocab.pad_id, vocab.bos_id))
+    token = torch.full((2 * len(prompts),), vocab.range_of("image", 0)[0])
     for _ in range(steps - 1):
-        position = position + 1
-        attention = torch.cat([attention, torch.ones_like(token)], 1)
-        decoder(inputs_embeds=embeds, attention_mask=attention, position_ids=position)
+        decoder.step(token)
     return steps
 
 
@@ -108,13 +109,10 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
             mixed = torch.where(torch.isinf(cond), cond, uncond + scale * (cond - uncond))
             return torch.cat([mixed, mixed])
 
-    rows = prompts + [np.array([vocab.bos_id])] * len(prompts)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.from_numpy(row)
+    ids, attention = guided_batch(prompts, vocab.pad_id, vocab.bos_id)
+    width = ids.shape[1]
     sample = args["temperature"] > 0
-    out = model.generate(input_ids=ids.to(device), attention_mask=(ids != vocab.pad_id).long().to(device),
+    out = model.generate(input_ids=ids.to(device), attention_mask=attention.to(device),
                          max_new_tokens=steps, min_new_tokens=steps, do_sample=sample,
                          temperature=args["temperature"] if sample else None, top_k=0 if sample else None,
                          top_p=None, logits_processor=LogitsProcessorList([BatchedGuidance()]),

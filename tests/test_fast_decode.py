@@ -8,9 +8,9 @@ import torch
 from omegaconf import OmegaConf
 
 from unimodal.errors import ConfigError
-from unimodal.model.fast_decode import StaticDecoder, choose_forward
+from unimodal.model.fast_decode import StaticDecoder, fast_decoder
 from unimodal.model.generate import _CACHE_ARG, SamplingConfig, generate_ids
-from unimodal.model.lm import build_lm
+from unimodal.model.lm import build_lm, embed_ids
 from unimodal.sequence import SequenceCodec
 from unimodal.vocab import Vocabulary
 
@@ -61,37 +61,35 @@ def test_static_cache_logits_match_eager(one_thread):
     model = tiny_model()
     ids = torch.tensor([[VOCAB.pad_id, VOCAB.pad_id, VOCAB.bos_id, 4], [VOCAB.bos_id, 6, 1, 2]])
     attention = (ids != VOCAB.pad_id).long()
-    decoder = choose_forward(model, "true", 2, 4, 10)
-    assert isinstance(decoder, StaticDecoder)
-    from unimodal.model.lm import embed_ids
-
+    decoder = fast_decoder(model, "true", 10)
+    assert isinstance(decoder, StaticDecoder) and not decoder.compiled
+    fast = decoder.prefill(ids, attention)
     past, history, step = None, ids, ids
     for _ in range(6):
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step.shape[1]:]
-        embeds = embed_ids(model, step, history)
-        eager = model(inputs_embeds=embeds, attention_mask=attention, position_ids=positions, use_cache=True,
-                      **{_CACHE_ARG: past})
+        eager = model(inputs_embeds=embed_ids(model, step, history), attention_mask=attention, position_ids=positions,
+                      use_cache=True, **{_CACHE_ARG: past})
         past = getattr(eager, _CACHE_ARG)
-        fast = decoder(inputs_embeds=embeds, attention_mask=attention, position_ids=positions)
-        torch.testing.assert_close(fast.logits[:, -1], eager.logits[:, -1].float(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast, eager.logits[:, -1].float(), atol=1e-5, rtol=1e-5)
         step = eager.logits[:, -1].argmax(-1, keepdim=True)
+        fast = decoder.step(step[:, 0])
         history = torch.cat([history, step], 1)
         attention = torch.cat([attention, torch.ones_like(step)], 1)
 
 
 def test_auto_is_eager_on_cpu_and_bad_values_name_the_key():
     model = tiny_model()
-    assert choose_forward(model, "auto", 2, 4, 10) is model
-    assert choose_forward(model, False, 2, 4, 10) is model
+    assert fast_decoder(model, "auto", 10) is None
+    assert fast_decoder(model, False, 10) is None
     with pytest.raises(ConfigError, match="fast="):
-        choose_forward(model, "fastest", 2, 4, 10)
+        fast_decoder(model, "fastest", 10)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_compiled_cuda_path_matches_eager_greedy():
     model = tiny_model().cuda()
-    assert choose_forward(model, "auto", 6, 5, 40).compiled
+    assert fast_decoder(model, "auto", 40).compiled
     for outputs in (["text", "image", "audio"], ["image"]):
         eager = generate_ids(model, CODEC, prompts(), outputs, greedy("false"))
         fast = generate_ids(model, CODEC, prompts(), outputs, greedy("auto"))

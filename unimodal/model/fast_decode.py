@@ -1,15 +1,16 @@
 """The fast decode path: a preallocated (static) KV cache over the Llama's own weights, one-token step compiled.
 
-:func:`choose_forward` gives ``generate_ids`` either the model itself (the eager path: HF forward with its
-dynamic cache) or a :class:`StaticDecoder`, which takes the same call (``inputs_embeds``, ``attention_mask``,
-``position_ids``) and returns the same ``.logits``, so the sampling loop is one code path for both.
+:func:`fast_decoder` gives the generation loop a :class:`StaticDecoder` (or None: the eager HF forward with
+its dynamic cache). A decoder has two calls, as the eager one does: ``prefill(ids, attention)`` runs the
+left-padded prompts, ``step(tokens)`` one new token per row; both return the last position's logits
+``[rows, vocab]``, so constraints, guidance and sampling are one code path for both.
 
 Why our own cache and layer loop rather than transformers' ``StaticCache``: every tensor the decode step
 reads has one fixed shape and address for the whole generation (cache, padding mask, write position), so the
 step is one CUDA graph with nothing rebuilt per token (HF's forward rebuilds the 4-D mask and the cache
 bookkeeping every call), and it does not move with the HF cache API (renamed between 4.x and 5.x).
 It calls the model's own modules (norms, projections, rotary table, MLP, head), so it computes what the HF
-forward computes; ``embed_ids`` (media positions included) stays outside, shared with the eager path.
+forward computes, and it embeds through ``embed_ids`` (media positions included) as the eager path does.
 
 On CUDA the step is ``torch.compile(mode="reduce-overhead")`` (inductor kernels replayed as a CUDA graph);
 on a CPU it runs uncompiled by default (compiling costs more than a generation saves there).
@@ -17,7 +18,6 @@ on a CPU it runs uncompiled by default (compiling costs more than a generation s
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from unimodal.errors import ConfigError
+from unimodal.model.lm import embed_ids
 
 FAST_CHOICES = ("auto", "true", "false")
 LENGTH_STEP = 64  # cache lengths are rounded up to this, so nearby prompt lengths reuse one compiled step
@@ -45,8 +46,8 @@ def supports_fast(model: torch.nn.Module) -> bool:
     return isinstance(model, LlamaForCausalLM) and not model.training
 
 
-def choose_forward(model: torch.nn.Module, fast: Any, rows: int, width: int, max_new_tokens: int) -> Any:
-    """The callable ``generate_ids`` runs each step: ``model`` (eager) or a :class:`StaticDecoder` for it.
+def fast_decoder(model: torch.nn.Module, fast: Any, max_new_tokens: int) -> StaticDecoder | None:
+    """The decoder ``generate_ids`` should use: a :class:`StaticDecoder`, or None for the eager HF path.
 
     ``fast=auto`` takes the static cache, compiled, on CUDA and the eager path elsewhere; ``true`` takes the
     static cache on any device (compiled on CUDA only); ``false`` always the eager path.
@@ -54,38 +55,65 @@ def choose_forward(model: torch.nn.Module, fast: Any, rows: int, width: int, max
     mode = fast_mode(fast)
     device = next(model.parameters()).device
     if mode == "false" or (mode == "auto" and (device.type != "cuda" or not supports_fast(model))):
-        return model
+        return None
     if not supports_fast(model):
         raise ConfigError(f"fast=true needs a LlamaForCausalLM in eval mode, got {type(model).__name__}"
                           f"{' in training mode' if model.training else ''}; use fast=auto or fast=false")
-    length = -(-(width + max_new_tokens) // LENGTH_STEP) * LENGTH_STEP
-    decoder = decoder_for(model, rows, length, compile=device.type == "cuda")
-    if decoder is None and mode == "true":
-        raise ConfigError(f"{MAX_SHAPES} static decoders (batch x cache length) are held for this model already; "
-                          "use fewer batch sizes and prompt lengths, or fast=auto to fall back to the eager path")
-    return model if decoder is None else decoder
-
-
-def decoder_for(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticDecoder | None:
-    """One decoder per shape, device and dtype, kept on the model: its buffers and compiled graph are reused.
-
-    None once :data:`MAX_SHAPES` are held (each keeps its cache memory for the model's lifetime).
-    """
-    decoders = model.__dict__.setdefault("_unimodal_static_decoders", {})
-    param = next(model.parameters())
-    key = (rows, length, compile, param.device, param.dtype)  # a model moved or cast later gets new buffers
-    if key not in decoders:
-        if len(decoders) >= MAX_SHAPES:
-            return None
-        decoders[key] = StaticDecoder(model, rows, length, compile)
-    return decoders[key]
+    return StaticDecoder(model, max_new_tokens, compile=device.type == "cuda")
 
 
 class StaticDecoder:
-    """A KV cache of ``rows`` x ``length`` positions and the decode step over ``model``'s weights.
+    """One generation over a :class:`StaticKV`: ``prefill(ids, attention)`` runs the left-padded prompts,
+    ``step(tokens)`` one new token per row; both return the last position's logits ``[rows, vocab]``."""
 
-    Called like the HF forward: the first call (the left-padded prompt) fills positions ``[0, width)``, each
-    later call appends one token at the next position. Keys at padded prompt positions are masked for good.
+    def __init__(self, model: LlamaForCausalLM, max_new_tokens: int, compile: bool) -> None:
+        self.model, self.max_new_tokens, self.compiled = model, int(max_new_tokens), compile
+        self.device = next(model.parameters()).device
+        self.media_positions = hasattr(model, "media_positions")  # only then does embedding need the history
+        self.kv: StaticKV | None = None
+
+    @torch.no_grad()
+    def prefill(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        ids, attention = ids.to(self.device), attention.to(self.device)
+        rows, width = ids.shape
+        length = -(-(width + self.max_new_tokens) // LENGTH_STEP) * LENGTH_STEP
+        self.kv = static_kv(self.model, rows, length, self.compiled)
+        self.history, self.filled = ids, width
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        self.next_position = positions[:, -1:] + 1  # what the eager path gets from the grown attention mask
+        return self.kv.prefill(embed_ids(self.model, ids), attention, positions)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.filled >= self.kv.length:
+            raise ConfigError(f"static cache of {self.kv.length} positions is full: it is sized from "
+                              f"max_new_tokens={self.max_new_tokens}; generate at most that many tokens")
+        new = tokens.to(self.device)[:, None]
+        if self.media_positions:
+            self.history = torch.cat([self.history, new], dim=1)
+        positions, self.next_position = self.next_position, self.next_position + 1
+        self.filled += 1
+        return self.kv.step(embed_ids(self.model, new, self.history if self.media_positions else None), positions)
+
+
+def static_kv(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticKV:
+    """One cache per shape, device and dtype, kept on the model: its buffers and compiled graph are reused."""
+    caches = model.__dict__.setdefault("_unimodal_static_kv", {})
+    param = next(model.parameters())
+    key = (rows, length, compile, param.device, param.dtype)  # a model moved or cast later gets new buffers
+    if key not in caches:
+        if len(caches) >= MAX_SHAPES:
+            raise ConfigError(f"{MAX_SHAPES} static KV caches (batch x length) are held for this model already, "
+                              "each with its device memory; use fewer batch sizes and prompt lengths, or fast=false")
+        caches[key] = StaticKV(model, rows, length, compile)
+    return caches[key]
+
+
+class StaticKV:
+    """A KV cache of ``rows`` x ``length`` positions and the decoder layers over ``model``'s weights.
+
+    ``prefill`` writes the left-padded prompt at positions ``[0, width)``; each ``step`` appends one token at
+    the next position. Keys at padded prompt positions stay masked for the whole generation.
     """
 
     def __init__(self, model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> None:
@@ -106,30 +134,20 @@ class StaticDecoder:
         if compile:
             for tensor in (*self.keys, *self.values, self.keep, self.position):
                 torch._dynamo.mark_static_address(tensor)  # written in place: the CUDA graph reads them where they are
-            # every decoder (batch rows x cache length) is one more compiled entry of the same `_decode` code
-            # object; dynamo's default limit of 8 would fail the ninth shape of a session under fullgraph
+            # every cache shape is one more compiled entry of the same `_decode` code object; dynamo's default
+            # limit of 8 would fail the ninth shape of a session under fullgraph
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, MAX_SHAPES)
-            self._step = torch.compile(self._decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            self._decode_step = torch.compile(self._decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
         else:
-            self._step = self._decode
+            self._decode_step = self._decode
 
-    @torch.no_grad()
-    def __call__(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                 **_: Any) -> SimpleNamespace:
-        """Same arguments as the HF forward in ``generate_ids``; cache arguments are ignored (the cache is ours)."""
-        if attention_mask.shape[1] == inputs_embeds.shape[1]:  # the whole sequence so far: a new prompt
-            return SimpleNamespace(logits=self.prefill(inputs_embeds, attention_mask, position_ids)[:, None],
-                                   cache=None, past_key_values=None)
-        if attention_mask.shape[1] > self.length:
-            raise ConfigError(f"static cache of {self.length} positions is full; raise max_new_tokens before "
-                              "generating (the cache is sized from it)")
+    def step(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """Logits [rows, vocab] of one new token per row (``embeds`` [rows, 1, d]) written at the next position."""
         if self.compiled:
             torch.compiler.cudagraph_mark_step_begin()  # the last step's logits were read; its buffers may go
-        # contiguous: a slice of the growing position table changes stride each step, and strides are guarded on
-        logits = self._step(inputs_embeds.contiguous(), position_ids.contiguous())
-        logits = logits.clone()  # a CUDA graph reuses its output buffer at the next replay
+        logits = self._decode_step(embeds.contiguous(), position_ids.contiguous())
         self.position += 1
-        return SimpleNamespace(logits=logits[:, None], cache=None, past_key_values=None)
+        return logits.clone()  # a CUDA graph reuses its output buffer at the next replay
 
     def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """Run the prompt (eager, once per generation) and write its keys and values at ``[0, width)``."""

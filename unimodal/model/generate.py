@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
-from unimodal.model.fast_decode import choose_forward
+from unimodal.model.fast_decode import fast_decoder
 from unimodal.model.lm import embed_ids
 from unimodal.sequence import SequenceCodec
 from unimodal.vocab import CLOSERS, OPENERS
@@ -229,16 +229,19 @@ def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.
     generator = torch.Generator(device="cpu").manual_seed(seed)
     generated: list[list[int]] = [[] for _ in range(batch)]
     past = None
-    forward = choose_forward(model, sampling.fast, len(rows), width, sampling.max_new_tokens)  # model: eager
+    decoder = fast_decoder(model, sampling.fast, sampling.max_new_tokens)  # None: the eager HF forward below
     step_input = ids
     history = ids  # the whole sequence so far: media-span positions of the new token depend on it
     for _ in range(sampling.max_new_tokens):
-        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
-        out = forward(inputs_embeds=embed_ids(model, step_input, history), attention_mask=attention,
-                    position_ids=position_ids,
-                    use_cache=True, **{_CACHE_ARG: past})
-        past = getattr(out, _CACHE_ARG)
-        logits = out.logits[:, -1].float()
+        if decoder is not None:  # static KV cache, compiled step on CUDA (unimodal/model/fast_decode.py)
+            logits = decoder.prefill(ids, attention) if step_input is ids else decoder.step(step_input[:, 0])
+        else:
+            position_ids = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
+            out = model(inputs_embeds=embed_ids(model, step_input, history), attention_mask=attention,
+                        position_ids=position_ids,
+                        use_cache=True, **{_CACHE_ARG: past})
+            past = getattr(out, _CACHE_ARG)
+            logits = out.logits[:, -1].float()
         if guided:
             cond, uncond = logits[:batch], logits[batch:]
             scales = torch.tensor([sampling.get("cfg_scale", s.modality) for s in states],
