@@ -87,7 +87,7 @@ class StaticDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.filled >= self.kv.length:
             raise ConfigError(f"static cache of {self.kv.length} positions is full: it is sized from "
-                              f"max_new_tokens={self.max_new_tokens}; generate at most that many tokens")
+                              f"max_new_tokens={self.max_new_tokens}, and step() ran more often than that")
         new = tokens.to(self.device)[:, None]
         if self.media_positions:
             self.history = torch.cat([self.history, new], dim=1)
@@ -132,7 +132,7 @@ class StaticKV:
         self.slots = torch.arange(length, device=param.device)
         self.compiled = compile
         if compile:
-            for tensor in (*self.keys, *self.values, self.keep, self.position):
+            for tensor in (*self.keys, *self.values, self.keep, self.position, self.slots):
                 torch._dynamo.mark_static_address(tensor)  # written in place: the CUDA graph reads them where they are
             # every cache shape is one more compiled entry of the same `_decode` code object; dynamo's default
             # limit of 8 would fail the ninth shape of a session under fullgraph
