@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from unimodal.config import compose
 from unimodal.errors import DataError, UnimodalError
+from unimodal.model.fast_decode import fast_mode
 from unimodal.model.generate import SamplingConfig
 
 
@@ -22,7 +23,8 @@ def sampling_from(cfg: Any) -> SamplingConfig:
     return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
                           cfg_scale=_table(cfg.cfg_scale), cfg_schedule=_table(cfg.cfg_schedule),
                           repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
-                          min_text_tokens=int(cfg.min_text_tokens))
+                          min_text_tokens=int(cfg.min_text_tokens),
+                          fast=fast_mode(cfg.get("fast", "auto")))
 
 
 def read_image(path: str) -> np.ndarray:

@@ -25,6 +25,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from unimodal.model.constraints import MEDIA, AnyResCursor, SpanState
+from unimodal.model.fast_decode import fast_decoder
 from unimodal.model.lm import embed_ids
 from unimodal.model.sampling import Sampler, SamplingConfig, filter_logits
 from unimodal.sequence import SequenceCodec
@@ -97,7 +98,7 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
     if guided:
         twin = np.array([vocab.bos_id] if uncond_prompt is None else uncond_prompt, dtype=np.int64)
         rows += [twin] * batch
-    decoder = decoder or EagerDecoder(model)
+    decoder = decoder or fast_decoder(model, sampling.fast, sampling.max_new_tokens) or EagerDecoder(model)
     logits = decoder.prefill(*left_pad(rows, vocab.pad_id))
     sampler = Sampler(sampling, vocab.size, seed)
     history: list[list[int]] = [[] for _ in range(batch)]

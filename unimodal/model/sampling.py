@@ -41,6 +41,7 @@ class SamplingConfig:
     repetition_penalty: float = 1.0
     max_new_tokens: int = 256
     min_text_tokens: int = 1
+    fast: str = "auto"  # static KV cache + compiled step: auto (on CUDA), true, false (unimodal/model/fast_decode.py)
 
     def __post_init__(self) -> None:
         for modality, name in self.cfg_schedule.items():
