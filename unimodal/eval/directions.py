@@ -7,6 +7,7 @@ synthetic world's exact analyzers read the output back into an ordered list of (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +42,13 @@ def scorable(direction: str) -> bool:
     return source in SCORED and target in SCORED
 
 
-def read_output(pipe: Any, generation: Any, modality: str) -> list[tuple[str, str]]:
+def read_output(generation: Any, modality: str, sample_rate: int) -> list[tuple[str, str]]:
     """The generated output as an ordered list of (colour, shape), by the world's exact analyzers."""
     if modality == "text":
         return parse_caption(generation.text)
     if modality == "image":
         return [(o.color, o.shape) for o in analyze_image(generation.images[0])] if generation.images else []
-    return [tuple(pair) for pair in analyze_sound(generation.audio[0], pipe.sample_rate)] if generation.audio else []
+    return [tuple(pair) for pair in analyze_sound(generation.audio[0], sample_rate)] if generation.audio else []
 
 
 def sampling_for(pipe: Any, target: str, cfg_scale: float = 3.0) -> SamplingConfig:
@@ -77,21 +78,33 @@ def _target_codes(generation: Any, target: str) -> np.ndarray | None:
     return None
 
 
-def score_direction(pipe: Any, world: Any, direction: str, scenes: list[EvalScene], batch_size: int = 64,
-                    seed: int = 0, cfg_scale: float = 3.0, progress: bool = True) -> DirectionResult:
-    """Generate ``direction`` for every scene (``batch_size`` prompts per call) and score it per split."""
+Producer = Callable[[list[EvalScene], int], list[Any]]  # scenes, batch offset -> one Generation per scene
+
+
+def pipeline_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3.0, seed: int = 0) -> Producer:
+    """Generations of ``direction`` by a run's model: all prompts of a batch in one ``generate_ids`` call."""
     source, _, target = direction.partition("->")
-    result = DirectionResult(direction, {split: {} for split in SPLITS if any(s.split == split for s in scenes)})
     sampling = sampling_for(pipe, target, cfg_scale)
+
+    def produce(scenes: list[EvalScene], start: int) -> list[Any]:
+        prompts = prompt_ids(pipe, world, scenes, source)
+        new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
+        return [pipe._decode(ids) for ids in new_ids]
+
+    return produce
+
+
+def score_direction(produce: Producer, world: Any, direction: str, scenes: list[EvalScene], batch_size: int = 64,
+                    sample_rate: int = 16000, progress: bool = True) -> DirectionResult:
+    """Generate ``direction`` for every scene (``batch_size`` scenes per call) and score it per split."""
+    target = direction.partition("->")[2]
+    result = DirectionResult(direction, {split: {} for split in SPLITS if any(s.split == split for s in scenes)})
     kept = dict.fromkeys(SPLITS, 0)
     bar = tqdm(total=len(scenes), desc=direction, disable=not progress)
     for start in range(0, len(scenes), batch_size):
         chunk = scenes[start:start + batch_size]
-        prompts = prompt_ids(pipe, world, chunk, source)
-        new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
-        for item, ids in zip(chunk, new_ids, strict=True):
-            generation = pipe._decode(ids)
-            found = read_output(pipe, generation, target)
+        for item, generation in zip(chunk, produce(chunk, start), strict=True):
+            found = read_output(generation, target, sample_rate)
             cats = categories(item.want, found)
             for name, (hits, total) in cats.items():
                 score = result.scores[item.split].setdefault(name, Score(name))

@@ -114,7 +114,7 @@ def _codebook_usage(results: dict[str, Any], pipe: Any) -> dict[str, np.ndarray]
 def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, Any]:
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
     from unimodal.eval import figures
-    from unimodal.eval.directions import score_direction
+    from unimodal.eval.directions import pipeline_producer, score_direction
     from unimodal.eval.lm_loss import bits_per_token
     from unimodal.eval.report import write_report
     from unimodal.eval.suite import SPLITS, colour_chance, make_scenes
@@ -126,8 +126,9 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
     scenes = [s for split in SPLITS for s in make_scenes(world, split, options["samples"], options["seed"])]
-    results = {d: score_direction(pipe, world, d, scenes, options["batch_size"], options["seed"],
-                                  options["cfg_scale"], options["progress"]) for d in chosen}
+    results = {d: score_direction(pipeline_producer(pipe, world, d, options["cfg_scale"], options["seed"]), world, d,
+                                  scenes, options["batch_size"], pipe.sample_rate, options["progress"])
+               for d in chosen}
     metrics: dict[str, Any] = {
         "run": str(run), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "samples_per_split": options["samples"],
         "seed": options["seed"], "cfg_scale": options["cfg_scale"],
