@@ -22,10 +22,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8) -> bool:
+def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8,
+                    splits: tuple[str, ...] = SPLITS) -> bool:
     """Prompts over their generated images, one block of rows per split; green frame = exact hit."""
     shown = {split: [e for e in examples if e["split"] == split and isinstance(e["media"], np.ndarray)
-                     and e["media"].ndim == 3][:2 * columns] for split in SPLITS}
+                     and e["media"].ndim == 3][:2 * columns] for split in splits}
     rows = [(split, items[i:i + columns]) for split, items in shown.items() for i in range(0, len(items), columns)]
     if not rows:
         return False
@@ -40,9 +41,10 @@ def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8
                 ax.axis("off")
                 continue
             item = items[c]
-            ax.imshow(item["media"], interpolation="nearest")
+            image = item["media"]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
             for spine in ax.spines.values():
-                spine.set_edgecolor("#2ca02c" if item["hit"] else "#d62728")
+                spine.set_edgecolor({True: "#2ca02c", False: "#d62728"}.get(item["hit"], "#888888"))
                 spine.set_linewidth(2)
             ax.set_title(textwrap.fill(item["prompt"], 22), fontsize=5)
             if c == 0:

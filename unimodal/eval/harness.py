@@ -17,8 +17,8 @@ from unimodal.errors import ConfigError, UnimodalError
 
 OPTIONS: dict[str, Any] = {"run": None, "compare": None, "out": None, "samples": 100, "lm_samples": 100,
                            "vqa_scenes": 100, "batch_size": 64, "seed": 0, "cfg_scale": 3.0, "directions": None,
-                           "progress": True, "device": "auto", "reuse": True}
-_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed")
+                           "progress": True, "device": "auto", "reuse": True, "judge_steps": 400}
+_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "judge_steps")
 _FLAGS = ("progress", "reuse")
 METRICS_FILE = "metrics.json"
 
@@ -68,7 +68,7 @@ def _device(name: str) -> str:
 
 
 def load_run(run: str, device: str) -> tuple[Any, Any, Any]:
-    """The run's pipeline, saved config and synthetic world; a one-line error for runs on other data."""
+    """The run's pipeline, saved config and synthetic world (None for runs on real images)."""
     from omegaconf import OmegaConf
 
     import unimodal
@@ -78,10 +78,8 @@ def load_run(run: str, device: str) -> tuple[Any, Any, Any]:
     if not (run_dir / "config.yaml").is_file():
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    if str(cfg.data.name) != "synthetic":
-        raise UnimodalError(f"run={run} was trained on data={cfg.data.name}; the exact scores need the synthetic "
-                            f"world's analyzers (data=synthetic), and real-data scores are not built yet")
-    return unimodal.load(run_dir, device=_device(device)), cfg, make_world(cfg.data)
+    world = make_world(cfg.data) if str(cfg.data.name) == "synthetic" else None
+    return unimodal.load(run_dir, device=_device(device)), cfg, world
 
 
 def _directions(pipe: Any, wanted: list[str] | None) -> tuple[list[str], dict[str, str]]:
@@ -123,6 +121,12 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     pipe, cfg, world = load_run(run, options["device"])
     out = Path(options["out"]) if options["out"] and not options["compare"] else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if world is None:
+        if options["compare"]:
+            raise UnimodalError(f"run {run} is on data={cfg.data.name}: compare= takes runs on data=synthetic")
+        from unimodal.eval.realrun import evaluate_real_run
+
+        return evaluate_real_run(options, run, pipe, cfg, out)
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
     scenes = [s for split in SPLITS for s in make_scenes(world, split, options["samples"], options["seed"])]
