@@ -102,6 +102,11 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path):
     assert set(metrics["directions"]["text->image"]) == set(SPLITS)
     assert set(metrics["lm_bits_per_token"]["held_out"]) >= {"text", "image", "audio"}
     assert "## text->image" in (out / "report.md").read_text()
+    from unimodal.eval.harness import _vqa, load_run, parse_options
+
+    pipe, _, world = load_run(str(copy), "cpu")  # the question-answering path of stage=instruct runs
+    vqa = _vqa(pipe, world, parse_options(["vqa_scenes=2", "progress=false"]))
+    assert set(vqa) == set(SPLITS) and "count" in vqa["held_out"]
     second = shutil.copytree(copy, tmp_path / "second" / run_dir.name)  # with its eval/metrics.json, reused
     compared = tmp_path / "cmp"
     evaluate([f"compare=[{copy},{second}]", f"out={compared}", "progress=false"])
