@@ -115,3 +115,17 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path):
     assert "| text->image | held_out | colour |" in table
     assert set(json.loads((compared / "compare.json").read_text())) == {f"other/{run_dir.name}",
                                                                          f"second/{run_dir.name}"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run=/nonexistent"], "no config.yaml"),
+    (["run=x", "samples=many"], "samples='many'"),
+    (["run=x", "colour=red"], "unknown key 'colour'"),
+    (["samples=3"], "run=<run dir> or compare="),
+])
+def test_bad_options_are_one_line_errors(args, message):
+    from unimodal.errors import UnimodalError
+    from unimodal.eval.harness import evaluate
+
+    with pytest.raises(UnimodalError, match=message):
+        evaluate(args)
