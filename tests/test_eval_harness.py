@@ -88,7 +88,7 @@ def test_categories_read_order_and_presence():
     assert categories([("red", "circle")], [("red", "circle"), ("blue", "circle")])["colour"] == (0, 1)
 
 
-def test_evaluate_run_and_compare(smoke_run, tmp_path):
+def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
     from unimodal.eval.harness import evaluate
 
     _, run_dir = smoke_run

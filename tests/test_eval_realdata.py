@@ -39,7 +39,7 @@ def test_contrastive_judge_tells_captions_apart(one_thread):
 
 
 @pytest.mark.slow
-def test_evaluate_run_on_fashion_mnist(tmp_path):
+def test_evaluate_run_on_fashion_mnist(tmp_path, one_thread):
 
     from unimodal.config import compose
     from unimodal.data.images import FASHION_MNIST_ROOT
