@@ -15,11 +15,17 @@ Config groups (conf/): modality={'|'.join(available('modality'))}  model={'|'.jo
 Examples:
   python scripts/train.py modality=image+audio
   python scripts/train.py modality=image model=tiny lm.max_minutes=2 run_dir=runs/quick
-  python scripts/train.py stage=tokenizers"""
+  python scripts/train.py stage=tokenizers
+  python scripts/train.py -m tokenizer/image=fsq,lfq,vq     # one run per value, then the compare command"""
 
 
 def main(overrides: list[str]) -> None:
     from unimodal.training.run import train
+    from unimodal.training.sweep import MULTIRUN_FLAGS, train_sweep
+
+    if any(flag in overrides for flag in MULTIRUN_FLAGS):
+        train_sweep(overrides)
+        return
 
     train(compose(overrides))
 

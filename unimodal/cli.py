@@ -18,7 +18,7 @@ def run_cli(main: Callable[[list[str]], Any], usage: str, argv: list[str] | None
     if any(a in ("-h", "--help") for a in args):
         print(usage)
         return 0
-    bad = [a for a in args if "=" not in a]
+    bad = [a for a in args if "=" not in a and a not in ("-m", "--multirun")]  # -m: scripts/train.py sweeps
     if bad:
         print(f"error: arguments are key=value overrides; got {bad[0]!r}\n{usage.splitlines()[0]}",
               file=sys.stderr)
