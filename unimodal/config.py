@@ -190,7 +190,7 @@ class InstructConfig:
     val_every_steps: int = 120
     checkpoint_every_steps: int = 100
     max_turns: int = 4           # question/answer turns per conversation (1..max_turns)
-    num_edits: int = 1000        # training scenes given an edited (and, if it fits, a colour-swapped) twin
+    num_edits: int = 1000        # training scenes given an edited twin (rendered and encoded up front)
     cond_drop_prob: float = 0.1  # for the mixed-in paired samples
     mix: InstructMix = field(default_factory=InstructMix)
     freeze: list[str] = field(default_factory=list)   # parameter-name patterns (fnmatch) kept frozen

@@ -47,11 +47,12 @@ def pretrained_for_instruct(run_dir: Path) -> bool:
 
 
 def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any, kind: str = "edit") -> dict[int, Edit]:
-    """Edited (``kind="edit"``) or colour-swapped (``"swap"``) twins of the first ``instruct.num_edits`` training
-    scenes (re-drawn from the data config)."""
+    """Edited twins (``kind="edit"``) of the first ``instruct.num_edits`` training scenes, or colour-swapped twins
+    (``"swap"``) of every training scene that has one (only two-object scenes do: cheap to make them all),
+    re-drawn from the data config."""
     from unimodal.data.sources import make_world
 
-    count = min(int(cfg.instruct.num_edits), len(tokens))
+    count = min(int(cfg.instruct.num_edits) if kind == "edit" else len(tokens), len(tokens))
     if count <= 0 or cfg.instruct.mix[kind] <= 0:
         return {}
     world = make_world(cfg.data)
