@@ -88,3 +88,21 @@ def test_untrained_chat_answers_text_then_a_whole_image():
     assert not reply.truncated and reply.images[0].shape == (16, 16, 3)
     rows, cols = pipe.codec.image_grid
     assert reply.parts[1].codes.shape == (rows, cols) and reply.ids[-1] == pipe.vocab.eos_id
+
+
+def test_benchmark_scores_swaps_and_draws_them(tmp_path):
+    from unimodal.data.synthetic import WorldConfig
+    from unimodal.eval.instruct import SWAP_SCORES, score_instruct
+    from unimodal.eval.swap_figure import swap_figure
+
+    pipe = tiny_pipeline()
+    del pipe.tokenizers["audio"]   # its untrained codec makes far more frames than the tiny context holds
+    world = World(WorldConfig(image_size=16))
+    scenes = [s for s in world.dataset(30, seed=4) if swap_scene(s, world.held_out) is not None][:3]
+    samples: list[dict] = []
+    scores = score_instruct(pipe, world, scenes, progress=False, swap_samples=samples)
+    assert set(SWAP_SCORES) <= set(scores) and "swap" not in scores
+    assert scores["interleaved"].total == len(scenes) and scores["interleaved"].accuracy == 1.0   # by construction
+    assert scores["swap-image"].hits <= scores["swap-colours"].hits
+    assert len(samples) == len(scenes) and all(s["generated"].shape == (16, 16, 3) for s in samples)
+    assert swap_figure(samples, tmp_path / "swap.png").stat().st_size > 0
