@@ -44,7 +44,7 @@ def swap_figure(samples: list[dict[str, Any]], path: Path) -> Path:
         lines = textwrap.wrap(f"got: {sample['text']}", 44) + [""] + textwrap.wrap(f"want: {sample['want']}", 44)
         lines.append("caption exact" if exact else "caption differs")
         if sample.get("verdict"):
-            lines.append(f"image: {sample['verdict']}")
+            lines += textwrap.wrap(f"image: {sample['verdict']}", 44)
         draw.multiline_text((columns[1], top + 4), "\n".join(lines), fill=(0, 100, 0) if exact else (150, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
