@@ -5,7 +5,11 @@
 Asks every scene one question of each kind that fits it: count, colour, shape (together: ``visual``),
 describe (the caption, exact), edit (the answer image must hold exactly the edited scene's objects by the
 image analyzer), compare (two images in one turn) and, for audio runs, sound. Text answers are greedy.
-``lm=lm-pretrain`` scores the model before instruction tuning instead. Writes ``<run>/eval/instruct.json``.
+Scenes of two objects of different colours are also asked "describe this image, then draw it with the colours
+swapped" (an interleaved answer: text, then an image): ``interleaved`` (text followed by a whole image),
+``swap-text`` (the exact caption), ``swap-image`` (exactly the swapped scene's objects), ``swap-colours`` (the
+swapped colours, shapes aside). ``lm=lm-pretrain`` scores the model before instruction tuning instead. Writes
+``<run>/eval/instruct.json`` and a figure of swap answers, ``<run>/eval/swap_examples.png``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import make_world
     from unimodal.errors import UnimodalError
     from unimodal.eval.instruct import score_instruct
+    from unimodal.eval.swap_figure import swap_figure
     from unimodal.model.generate import SamplingConfig
 
     args = dict(a.split("=", 1) for a in argv)
@@ -42,12 +47,14 @@ def main(argv: list[str]) -> None:
     scale = float(args.get("cfg_scale", 3.0))
     image_sampling = SamplingConfig(temperature={"default": 1.0}, cfg_scale={"default": scale}, max_new_tokens=span)
     started = time.perf_counter()
-    scores = score_instruct(pipe, world, scenes, seed=int(args.get("seed", 0)), image_sampling=image_sampling)
+    samples: list[dict] = []
+    scores = score_instruct(pipe, world, scenes, seed=int(args.get("seed", 0)), image_sampling=image_sampling,
+                            swap_samples=samples)
     seconds = time.perf_counter() - started
     print(f"\nrun: {run_dir}   model: {lm_name}   held-out scenes: {len(scenes)}   ({seconds:.0f}s)")
-    print(f"{'kind':<10}{'accuracy':>10}{'hits':>8}{'asked':>8}")
+    print(f"{'kind':<14}{'accuracy':>10}{'hits':>8}{'asked':>8}")
     for kind, score in scores.items():
-        print(f"{kind:<10}{score.accuracy:>10.2f}{score.hits:>8}{score.total:>8}")
+        print(f"{kind:<14}{score.accuracy:>10.2f}{score.hits:>8}{score.total:>8}")
     out = run_dir / "eval"
     out.mkdir(exist_ok=True)
     report = {kind: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total, "examples": s.examples}
@@ -55,6 +62,10 @@ def main(argv: list[str]) -> None:
     name = "instruct.json" if lm_name == "lm" else f"instruct-{lm_name}.json"
     (out / name).write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {out / name}")
+    if samples:
+        suffix = "" if lm_name == "lm" else f"-{lm_name}"
+        figure = swap_figure(samples, out / f"swap_examples{suffix}.png")
+        print(f"wrote {figure}")
 
 
 if __name__ == "__main__":

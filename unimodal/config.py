@@ -163,6 +163,7 @@ class InstructMix:
     sound: float = 1.0
     compare: float = 0.1
     paired: float = 0.2
+    swap: float = 0.3          # "describe this image, then draw it with the colours swapped": text, then image
 
 
 @dataclass

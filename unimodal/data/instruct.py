@@ -10,6 +10,8 @@ Every question is asked of a scene whose objects are known, so its answer is com
 - ``sound`` (with audio): "which shape sounds first?" -> the left-most object's shape (tones play left to right)
 - ``compare`` (two images in one turn): "how many objects are there in the two images together?" -> "three"
 - ``paired``: a plain pretraining sample (caption->image, ...), mixed in so generation is not forgotten
+- ``swap``: "describe this image, then draw it with the colours swapped" -> an interleaved answer: the caption,
+  then the image of the scene with its two objects' colours exchanged (see :func:`swap_scene` for which scenes)
 
 A conversation holds one scene's medium in its first user turn and one to ``max_turns`` question/answer
 turns about it, of kinds drawn by the ``instruct.mix`` weights. Evaluation asks the same kinds of questions
@@ -33,9 +35,12 @@ from unimodal.data.tokens import TokenizedSet
 from unimodal.errors import ConfigError
 from unimodal.sequence import Segment, SequenceCodec
 
-KINDS = ("count", "colour", "shape", "describe", "edit", "sound", "compare", "paired")
+# New kinds go at the end: evaluation seeds each question with its kind's index here.
+KINDS = ("count", "colour", "shape", "describe", "edit", "sound", "compare", "paired", "swap")
 VISUAL = ("count", "colour", "shape")        # the short-answer visual questions (the accuracy bar)
-IMAGE_KINDS = ("count", "colour", "shape", "describe", "edit")   # asked about one image, any turn
+IMAGE_KINDS = ("count", "colour", "shape", "describe", "edit", "swap")   # asked about one image, any turn
+TWIN_KINDS = ("edit", "swap")                # answered with the image of a changed twin of the scene
+SWAP_QUESTION = "describe this image, then draw it with the colours swapped."
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 HELD_OUT_SEED_OFFSET = 100   # train, val and test scenes use data.seed + 0, 1, 2
 
@@ -121,6 +126,21 @@ def edit_scene(scene: Scene, rng: np.random.Generator,
     return f"draw the same scene with the {name} in {colour}.", Scene(new_objects)
 
 
+def swap_scene(scene: Scene, held_out: frozenset[tuple[str, str]] = frozenset()) -> Scene | None:
+    """The scene with its two objects' colours exchanged (shapes, sizes and places kept), or None when the
+    question does not fit: only a scene of exactly two objects of different colours has one clear swap (one
+    object has nothing to swap with, and three have no single natural permutation), and no swap makes a
+    held-out combination, which training must never show."""
+    if len(scene.objects) != 2 or scene.objects[0].color == scene.objects[1].color:
+        return None
+    left, right = scene.objects
+    swapped = (SceneObject(left.shape, right.color, left.size, left.x, left.y),
+               SceneObject(right.shape, left.color, right.size, right.x, right.y))
+    if any((o.color, o.shape) in held_out for o in swapped):
+        return None
+    return Scene(swapped)
+
+
 def held_out_scenes(world: Any, data_cfg: Any, count: int) -> list[Scene]:
     """Evaluation scenes: combinations seen in training, drawn with a seed no split of training uses."""
     return world.dataset(int(count), seed=int(data_cfg.seed) + HELD_OUT_SEED_OFFSET, split="train")
@@ -136,11 +156,25 @@ class Edit:
 def make_edits(world: Any, scenes: list[Scene], image_tokenizer: Any, seed: int, batch_size: int = 64,
                held_out: frozenset[tuple[str, str]] = frozenset()) -> dict[int, Edit]:
     """An edit of each scene (where one fits), rendered and encoded once: ``scene index -> Edit``."""
-    from unimodal.data.tokens import images_to_tensor
-
     rng = np.random.default_rng((seed, 7))
     chosen = [(i, edit_scene(scene, rng, held_out)) for i, scene in enumerate(scenes)]
-    chosen = [(i, e) for i, e in chosen if e is not None]
+    return _encode_twins(world, [(i, e) for i, e in chosen if e is not None], image_tokenizer, batch_size)
+
+
+def make_swaps(world: Any, scenes: list[Scene], image_tokenizer: Any, batch_size: int = 64,
+               held_out: frozenset[tuple[str, str]] = frozenset()) -> dict[int, Edit]:
+    """The colour-swapped twin of each scene where one fits (:func:`swap_scene`): ``scene index -> Edit``
+    (its instruction is :data:`SWAP_QUESTION`; the answer's text part, the caption, comes with the scene)."""
+    chosen = [(i, swap_scene(scene, held_out)) for i, scene in enumerate(scenes)]
+    twins = [(i, (SWAP_QUESTION, new)) for i, new in chosen if new is not None]
+    return _encode_twins(world, twins, image_tokenizer, batch_size)
+
+
+def _encode_twins(world: Any, chosen: list[tuple[int, tuple[str, Scene]]], image_tokenizer: Any,
+                  batch_size: int) -> dict[int, Edit]:
+    """``(scene index, (instruction, new scene))`` -> the new scenes rendered and encoded once, in batches."""
+    from unimodal.data.tokens import images_to_tensor
+
     edits: dict[int, Edit] = {}
     for start in range(0, len(chosen), batch_size):
         part = chosen[start:start + batch_size]
@@ -159,19 +193,18 @@ class ChatDataset(Dataset):
     def __init__(self, tokens: TokenizedSet, codec: SequenceCodec, encode_text: Callable[[str], list[int]],
                  mix: dict[str, float], max_turns: int, context_length: int, edits: dict[int, Edit] | None = None,
                  tasks: list[str] | None = None, cond_drop_prob: float = 0.0, seed: int = 0,
-                 length: int | None = None) -> None:
+                 length: int | None = None, swaps: dict[int, Edit] | None = None) -> None:
         self.tokens, self.codec, self.context_length = tokens, codec, context_length
         self.max_turns, self.seed = int(max_turns), seed
-        self.edits = edits or {}
-        self.edit_indices = sorted(self.edits)
+        self.twins = {"edit": edits or {}, "swap": swaps or {}}   # kind -> {scene index -> its changed twin}
+        self.twin_indices = {kind: sorted(twins) for kind, twins in self.twins.items()}
         self.tasks, self.cond_drop_prob = list(tasks or []), cond_drop_prob
         self.size = int(length or len(tokens))
         self._text_cache: dict[str, np.ndarray] = {}
         self._encode_text = encode_text
         media = set(tokens.payloads(0)) - {"text"} if len(tokens) else set()  # token shard or in-memory set
         usable = {"count", "colour", "shape", "describe", "compare"} if "image" in media else set()
-        if "image" in media and self.edits:
-            usable.add("edit")
+        usable |= {kind for kind, twins in self.twins.items() if "image" in media and twins}
         if "audio" in media:
             usable.add("sound")
         if self.tasks:
@@ -209,29 +242,31 @@ class ChatDataset(Dataset):
             user = [Segment("image", self.tokens.payloads(first)["image"]),
                     Segment("image", self.tokens.payloads(second)["image"]), Segment("text", self.text(question))]
             return [Turn("user", user), Turn("assistant", [Segment("text", self.text(answer))])], ["compare"]
-        sample = int(rng.choice(self.edit_indices)) if kind == "edit" else int(rng.integers(n))
+        sample = int(rng.choice(self.twin_indices[kind])) if kind in TWIN_KINDS else int(rng.integers(n))
         medium = "audio" if kind == "sound" else "image"
         turns = [Turn("user", [Segment(medium, self.tokens.payloads(sample)[medium])])]
         kinds: list[str] = []
-        options = [k for k in self.follow_up[medium] if k != "edit" or sample in self.edits]
+        options = [k for k in self.follow_up[medium] if k not in TWIN_KINDS or sample in self.twins[k]]
         weights = np.array([self.mix[k] for k in options], dtype=np.float64)
         for turn in range(int(rng.integers(1, self.max_turns + 1))):
             this = kind if turn == 0 else options[int(rng.choice(len(options), p=weights / weights.sum()))]
-            if this == "edit" and "edit" in kinds:  # a scene has one edit: asked twice it would teach nothing
+            if this in TWIN_KINDS and this in kinds:  # a scene has one twin: asked twice it would teach nothing
                 continue
-            if this == "edit":
-                edit = self.edits[sample]
-                question, answer = edit.instruction, Segment("image", edit.codes)
+            if this in TWIN_KINDS:
+                twin = self.twins[this][sample]
+                question, answer = twin.instruction, [Segment("image", twin.codes)]
+                if this == "swap":  # interleaved: describe the scene, then draw its twin
+                    answer.insert(0, Segment("text", self.text(self.tokens.captions[sample])))
             else:
                 qa = ask(this, self._objects(sample), rng, self.tokens.captions[sample])
                 if qa is None:
                     continue
-                question, answer = qa[0], Segment("text", self.text(qa[1]))
+                question, answer = qa[0], [Segment("text", self.text(qa[1]))]
             if turns[-1].role == "user":
                 turns[-1].segments.append(Segment("text", self.text(question)))
             else:
                 turns.append(Turn("user", [Segment("text", self.text(question))]))
-            turns.append(Turn("assistant", [answer]))
+            turns.append(Turn("assistant", answer))
             kinds.append(this)
         if not kinds:  # every question drawn was one the scene cannot answer: describing always fits
             qa = ask("describe", self._objects(sample), rng, self.tokens.captions[sample])

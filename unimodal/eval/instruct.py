@@ -3,11 +3,18 @@
 Each scene is asked one question of every kind that fits it (unimodal/data/instruct.py). Text answers are
 decoded greedily and must equal the computed answer; an edit's image must hold exactly the edited scene's
 objects by the world's image analyzer. No learned judge is involved.
+
+The interleaved ``swap`` question ("describe this image, then draw it with the colours swapped", asked of scenes
+of two objects of different colours) is generated with ``output=["text", "image"]`` (greedy text, then the
+image sampled like an edit's) and scored four ways: ``interleaved`` (the answer is text followed by one whole
+image), ``swap-text`` (the text is exactly the caption), ``swap-image`` (the analyzer finds exactly the swapped
+scene's objects) and ``swap-colours`` (the colours it finds, left to right, are the swapped colours: shapes may
+be wrong).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unimodal.data.chat import chat_prompt
-from unimodal.data.instruct import KINDS, VISUAL, ask, compare_question, edit_scene
+from unimodal.data.instruct import KINDS, SWAP_QUESTION, VISUAL, ask, compare_question, edit_scene, swap_scene
 from unimodal.data.synthetic import analyze_image
 from unimodal.eval.generation import Score
 from unimodal.model.generate import SamplingConfig, generate_ids
@@ -26,8 +33,9 @@ from unimodal.sequence import Segment
 class Question:
     kind: str
     segments: list[Segment]
-    answer: Any             # text, or the edited scene's (colour, shape) list
+    answer: Any             # text, the edited scene's (colour, shape) list, or (caption, that list) for swap
     question: str
+    scene: Any = None       # the scene asked about (swap: for the figure of examples)
 
 
 def _encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> np.ndarray:
@@ -68,6 +76,10 @@ def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> 
             edit = edit_scene(scene, np.random.default_rng((seed, index, KINDS.index("edit"))), world.held_out)
             if edit is not None:
                 questions.append(Question("edit", [image, text(edit[0])], edit[1].attributes(), edit[0]))
+            swapped = swap_scene(scene, world.held_out)
+            if swapped is not None:
+                questions.append(Question("swap", [image, text(SWAP_QUESTION)], (caption, swapped.attributes()),
+                                          SWAP_QUESTION, scene))
             if index % 2 == 1:
                 previous = scenes[index - 1]
                 question, answer = compare_question(previous.attributes(), objects)
@@ -83,26 +95,42 @@ def _normal(text: str) -> str:
     return " ".join(text.strip().lower().split())
 
 
+SWAP_SCORES = ("interleaved", "swap-text", "swap-image", "swap-colours")
+TEXT_BUDGET = 32   # new tokens for a text answer (a caption is about ten)
+
+
 def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batch_size: int = 32,
-                   image_sampling: SamplingConfig | None = None, progress: bool = True) -> dict[str, Score]:
-    """Accuracy per kind, plus ``visual`` (count, colour and shape together)."""
+                   image_sampling: SamplingConfig | None = None, progress: bool = True,
+                   swap_samples: list[dict[str, Any]] | None = None) -> dict[str, Score]:
+    """Accuracy per kind, plus ``visual`` (count, colour and shape together) and the swap scores (module doc).
+    ``swap_samples``: a list that receives the first few swap answers for a figure (:mod:`.swap_figure`)."""
     questions = build_questions(pipe, world, scenes, seed)
-    text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=32)
+    text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=TEXT_BUDGET)
     if image_sampling is None:  # an edit's answer is one image span (opener, codes, closer) and <eos>
         span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
         image_sampling = SamplingConfig(temperature={"default": 1.0}, cfg_scale={"default": 3.0}, max_new_tokens=span)
-    scores = {kind: Score(kind) for kind in dict.fromkeys(q.kind for q in questions)}
-    groups = [("text", text_sampling, [q for q in questions if q.kind != "edit"]),
-              ("image", image_sampling, [q for q in questions if q.kind == "edit"])]
+    # swap: the caption greedy and unguided as a text answer, then the image as an edit's
+    swap_sampling = replace(image_sampling, temperature={**image_sampling.temperature, "text": 0.0},
+                            cfg_scale={**image_sampling.cfg_scale, "text": 1.0},
+                            max_new_tokens=image_sampling.max_new_tokens + TEXT_BUDGET)
+    kinds = dict.fromkeys(q.kind for q in questions)
+    scores = {kind: Score(kind) for kind in kinds if kind != "swap"}
+    scores.update({name: Score(name) for name in (SWAP_SCORES if "swap" in kinds else ())})
+    groups = [(["text"], text_sampling, [q for q in questions if q.kind not in ("edit", "swap")]),
+              (["image"], image_sampling, [q for q in questions if q.kind == "edit"]),
+              (["text", "image"], swap_sampling, [q for q in questions if q.kind == "swap"])]
     bar = tqdm(total=len(questions), desc="instruct questions", disable=not progress)
-    for output, sampling, items in groups:
+    for outputs, sampling, items in groups:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             prompts = [chat_prompt(pipe.codec, q.segments) for q in chunk]
-            generated = generate_ids(pipe.model, pipe.codec, prompts, [output], sampling, seed=seed + start)
+            generated = generate_ids(pipe.model, pipe.codec, prompts, outputs, sampling, seed=seed + start)
             for item, ids in zip(chunk, generated, strict=True):
                 result = pipe.decode(ids)
-                if output == "text":
+                if item.kind == "swap":
+                    _score_swap(world, item, result, scores, swap_samples)
+                    continue
+                if outputs == ["text"]:
                     got: Any = result.text
                     hit = _normal(got) == _normal(item.answer)
                 else:
@@ -123,3 +151,25 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
     if visual.total:
         scores["visual"] = visual
     return scores
+
+
+def _score_swap(world: Any, item: Question, result: Any, scores: dict[str, Score],
+                samples: list[dict[str, Any]] | None, keep: int = 6) -> None:
+    caption, want = item.answer[0], [tuple(pair) for pair in item.answer[1]]
+    interleaved = [p.modality for p in result.parts] == ["text", "image"] and not result.truncated
+    found = [(o.color, o.shape) for o in analyze_image(result.images[0])] if result.images else []
+    hits = {"interleaved": interleaved, "swap-text": _normal(result.text) == _normal(caption),
+            "swap-image": found == want, "swap-colours": [c for c, _ in found] == [c for c, _ in want]}
+    for name, hit in hits.items():
+        score = scores[name]
+        score.hits += int(hit)
+        score.total += 1
+        if len(score.examples) < 20:
+            score.examples.append({"question": item.question, "want": [caption, want],
+                                   "got": [result.text, found], "hit": hit})
+    if samples is not None and len(samples) < keep:
+        verdict = "exact" if hits["swap-image"] else "colours match" if hits["swap-colours"] else "wrong"
+        samples.append({"image": world.render_image(item.scene), "text": result.text,
+                        "generated": result.images[0] if result.images else None,
+                        "target": world.render_image(swap_scene(item.scene, world.held_out)), "want": caption,
+                        "verdict": f"{verdict} ({', '.join(' '.join(o) for o in found) or 'nothing found'})"})

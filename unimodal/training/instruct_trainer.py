@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from unimodal.data.instruct import ChatDataset, Edit, make_edits
+from unimodal.data.instruct import ChatDataset, Edit, make_edits, make_swaps
 from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
@@ -46,12 +46,14 @@ def pretrained_for_instruct(run_dir: Path) -> bool:
     return (run_dir / PRETRAINED_DIR / "config.json").is_file()
 
 
-def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any) -> dict[int, Edit]:
-    """Edited twins of the first ``instruct.num_edits`` training scenes (re-drawn from the data config)."""
+def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any, kind: str = "edit") -> dict[int, Edit]:
+    """Edited twins (``kind="edit"``) of the first ``instruct.num_edits`` training scenes, or colour-swapped twins
+    (``"swap"``) of every training scene that has one (only two-object scenes do: cheap to make them all),
+    re-drawn from the data config."""
     from unimodal.data.sources import make_world
 
-    count = min(int(cfg.instruct.num_edits), len(tokens))
-    if count <= 0 or cfg.instruct.mix.edit <= 0:
+    count = min(int(cfg.instruct.num_edits) if kind == "edit" else len(tokens), len(tokens))
+    if count <= 0 or cfg.instruct.mix[kind] <= 0:
         return {}
     world = make_world(cfg.data)
     # The train split is world.dataset(num_train, seed): its first `count` scenes are dataset(count, seed).
@@ -60,8 +62,12 @@ def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any) -> dict[i
         raise DataError("the token cache's captions differ from the scenes of data.seed; delete the cache "
                         f"under {cfg.paths.cache_dir} and rerun")
     started = time.perf_counter()
-    edits = make_edits(world, scenes, image_tokenizer, seed=int(cfg.seed), held_out=world.held_out)
-    _say(f"[instruct] {len(edits)} edited scenes rendered and encoded in {time.perf_counter() - started:.0f}s")
+    if kind == "swap":
+        edits = make_swaps(world, scenes, image_tokenizer, held_out=world.held_out)
+    else:
+        edits = make_edits(world, scenes, image_tokenizer, seed=int(cfg.seed), held_out=world.held_out)
+    what = "colour-swapped" if kind == "swap" else "edited"
+    _say(f"[instruct] {len(edits)} {what} scenes rendered and encoded in {time.perf_counter() - started:.0f}s")
     return edits
 
 
@@ -94,12 +100,13 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         return text.encode(value)[0]
 
     edits = training_edits(cfg, sets["train"], tokenizers["image"]) if "image" in tokenizers else {}
+    swaps = training_edits(cfg, sets["train"], tokenizers["image"], "swap") if "image" in tokenizers else {}
     mix = OmegaConf.to_container(icfg.mix)
     context, batch = int(cfg.model.context_length), int(icfg.batch_size)
     tasks = list(cfg.modality.tasks)
     train_set = ChatDataset(sets["train"], codec, encode_text, mix, int(icfg.max_turns), context, edits, tasks,
                             float(icfg.cond_drop_prob), seed=int(cfg.seed),
-                            length=max(len(sets["train"]), int(icfg.max_steps) * batch))
+                            length=max(len(sets["train"]), int(icfg.max_steps) * batch), swaps=swaps)
     val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
                           0.0, seed=int(cfg.seed) + 1)
     pad = partial(collate, pad_id=vocab.pad_id)
