@@ -89,7 +89,7 @@ def pipeline_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 
     def produce(scenes: list[EvalScene], start: int) -> list[Any]:
         prompts = prompt_ids(pipe, world, scenes, source)
         new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
-        return [pipe._decode(ids) for ids in new_ids]
+        return [pipe.decode(ids) for ids in new_ids]
 
     return produce
 

@@ -27,7 +27,7 @@ def generate_images(pipe: Any, captions: list[str], batch_size: int, cfg_scale: 
         texts = pipe.tokenizers["text"].encode(captions[start:start + batch_size])
         prompts = [pipe.codec.encode([Segment("text", ids)], add_eos=False).ids for ids in texts]
         for ids in generate_ids(pipe.model, pipe.codec, prompts, ["image"], sampling, seed=seed + start):
-            generated = pipe._decode(ids).images
+            generated = pipe.decode(ids).images
             images.append(generated[0] if generated else None)
     shape = next((im.shape for im in images if im is not None), None)
     if shape is None:
