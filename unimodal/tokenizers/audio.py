@@ -148,6 +148,22 @@ def si_snr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
     return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
 
 
+def kmeans_matmul(vectors: Tensor, clusters: int, iterations: int) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means from random samples of ``vectors [N, D]``: ``(means [clusters, D], counts [clusters])``.
+    An empty cluster keeps its previous mean (as encodec's k-means does)."""
+    picks = torch.randint(0, vectors.shape[0], (clusters,), device=vectors.device) if vectors.shape[0] < clusters \
+        else torch.randperm(vectors.shape[0], device=vectors.device)[:clusters]
+    means = vectors[picks].clone()
+    counts = torch.zeros(clusters, device=vectors.device)
+    for _ in range(max(iterations, 1)):
+        distances = vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ means.T + means.pow(2).sum(1)[None]
+        nearest = distances.argmin(dim=1)
+        counts = torch.bincount(nearest, minlength=clusters).to(vectors.dtype)
+        sums = torch.zeros_like(means).index_add_(0, nearest, vectors)
+        means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], means)
+    return means, counts
+
+
 # --- the tokenizer -------------------------------------------------------------------------------
 @register
 class EncodecTokenizer(nn.Module, ModalityTokenizer):
@@ -297,6 +313,8 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         x = self._prepare(waves)
         emb = self.encoder(x)
         n_q = self.num_codebooks if n_q is None else n_q
+        if self.training and self.quantizer_dropout:
+            self._init_all_levels(emb.detach())
         # The encodec API takes a *bandwidth* in kbps, and its ``sample_rate`` argument is really the
         # frame rate; bandwidth = n_q * log2(bins) * frame_rate / 1000. The +0.5 guards the floor().
         bandwidth = (n_q + 0.5) * self.quantizer.get_bandwidth_per_quantizer(self.frame_rate)
@@ -305,6 +323,28 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             self._revive_dead_codes(emb.detach(), n_q)
         recon = self.decoder(result.quantized)[:, 0, : x.shape[-1]]
         return recon, result.codes.transpose(0, 1), result.penalty
+
+    @torch.no_grad()
+    def _init_all_levels(self, emb: Tensor) -> None:
+        """K-means-initialise every level not yet initialised, on this batch's residuals.
+
+        With quantizer dropout a level is otherwise initialised by encodec whenever dropout first reaches
+        it, by a k-means that builds an ``[N, codes, dim]`` difference tensor (37 s for one 1,024-code level
+        on a busy CPU core). This k-means computes the same distances with one matmul.
+        """
+        books = [layer._codebook for layer in self.quantizer.vq.layers]
+        if all(bool(book.inited) for book in books):
+            return
+        residual = emb
+        for layer, book in zip(self.quantizer.vq.layers, books, strict=True):
+            if not bool(book.inited):
+                vectors = layer.project_in(residual.transpose(1, 2)).reshape(-1, book.embed.shape[1])
+                means, counts = kmeans_matmul(vectors.float(), book.embed.shape[0], int(book.kmeans_iters))
+                book.embed.copy_(means)
+                book.embed_avg.copy_(means)
+                book.cluster_size.copy_(counts)
+                book.inited.fill_(1.0)
+            residual = residual - layer.decode(layer.encode(residual))
 
     @torch.no_grad()
     def _revive_dead_codes(self, emb: Tensor, n_q: int) -> None:
