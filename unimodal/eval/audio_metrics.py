@@ -43,7 +43,12 @@ def _stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> floa
         from pystoi import stoi
     except ImportError:
         return None
-    return float(stoi(reference, estimate, sample_rate, extended=False))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = float(stoi(reference, estimate, sample_rate, extended=False))
+    return None if value == 1e-5 else value   # pystoi's answer for a clip too short to score, not a score
 
 
 def _pesq(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float | None:

@@ -176,7 +176,8 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
                  ratios: tuple[int, ...] | list[int] = (8, 5, 4, 2), dimension: int = 64,
                  n_residual_layers: int = 1, lstm: int = 0, num_codebooks: int = 2,
                  codebook_size: int = 256, l1_weight: float = 1.0, mel_weight: float = 1.0,
-                 commitment_weight: float = 1.0, quantizer_dropout: bool = False):
+                 commitment_weight: float = 1.0, quantizer_dropout: bool = False, causal: bool = False,
+                 norm: str = "weight_norm"):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.filters = int(filters)
@@ -190,11 +191,13 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         self.mel_weight = float(mel_weight)
         self.commitment_weight = float(commitment_weight)
         self.quantizer_dropout = bool(quantizer_dropout)
+        self.causal = bool(causal)   # True and norm="weight_norm": the pretrained 24 kHz EnCodec's SEANet
+        self.norm = str(norm)
         self.hop_length = math.prod(self.ratios)
 
         seanet = dict(channels=1, dimension=self.dimension, n_filters=self.filters,
                       n_residual_layers=self.n_residual_layers, ratios=list(self.ratios), lstm=self.lstm,
-                      norm="weight_norm", causal=False)
+                      norm=self.norm, causal=self.causal)
         with warnings.catch_warnings():
             # encodec uses the old torch.nn.utils.weight_norm (weight_g / weight_v parameters).
             warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated", category=FutureWarning)
@@ -376,6 +379,12 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         + commitment_weight * commitment``, the last being encodec's penalty: the MSE between
         the encoder output and its quantized value, averaged over the RVQ levels used.
         """
+        loss, _, _, logs = self.reconstruction_terms(waves)
+        return loss, logs
+
+    def reconstruction_terms(self, waves: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+        """``(loss, reconstruction, target, logs)``: the loss of :meth:`training_loss`, with the padded target
+        and its reconstruction (``[B, T * hop]`` each) for an adversarial term on top."""
         n_q = self.num_codebooks
         if self.quantizer_dropout and self.training:
             n_q = int(torch.randint(1, self.num_codebooks + 1, ()).item())
@@ -388,7 +397,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         logs = {"loss": float(loss.detach()), "l1": float(l1.detach()), "mel": float(mel.detach()),
                 "spectral_convergence": float(convergence.detach()), "commit": float(commit.detach()),
                 "n_q": float(n_q)}
-        return loss, logs
+        return loss, recon, target, logs
 
     @torch.no_grad()
     def measure(self, waves: Tensor) -> dict[str, float]:
@@ -413,6 +422,8 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             "num_codebooks": self.num_codebooks, "codebook_size": self.codebook_size,
             "l1_weight": self.l1_weight, "mel_weight": self.mel_weight,
             "commitment_weight": self.commitment_weight, "quantizer_dropout": self.quantizer_dropout,
+            # Written only when not the default, so codecs saved before these keys keep their fingerprint.
+            **({"causal": True} if self.causal else {}), **({"norm": self.norm} if self.norm != "weight_norm" else {}),
         }
 
     def state_dict_for_save(self) -> dict[str, Tensor]:
