@@ -19,7 +19,7 @@ from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio"), "fashion_mnist": ("image",), "clipart": ("image",),
-                "folder": ("image",), "speech": ("audio",)}
+                "folder": ("image", "audio"), "speech": ("audio",)}   # a folder holds images or sounds
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
