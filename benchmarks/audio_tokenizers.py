@@ -6,7 +6,8 @@
 Config: ``tokenizer/audio=encodec_speech data=speech`` (16 kHz, hop 320 = 50 frames/s, 8 x 1,024 codes).
 Training: ``steps`` batches of 1-second windows cut from the train split's utterances (silent windows
 dropped); ``minutes`` only caps a run that is far slower than expected. Held out: the test split (sentences
-and voices that training never has), whole utterances. Reports STOI, PESQ (wide band), SI-SNR, multi-scale
+and voices that training never has), utterances up to 3 s (longer ones cut, shorter ones padded with
+silence that the metrics trim off). Reports STOI, PESQ (wide band), SI-SNR, multi-scale
 mel distance and the codebook usage of every level per bitrate, as ``<out>/results.md`` and
 ``results.json``; the codec and its card (``card.md``, ``spectrograms.png``, ``samples/``, all at 8
 levels) go to ``<out>/codec`` (``scripts/evaluate.py task=tokenizer tokenizer=<out>/codec`` re-measures it).
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> None:
             options[key] = value
         else:
             overrides.append(arg)
-    cfg = compose(["data=speech", "tokenizer/audio=encodec_speech", "modality=audio",
+    cfg = compose(["data=speech", "tokenizer/audio=encodec_speech", "modality=audio", "data.audio_seconds=3.0",
                    f"data.num_test={options['num_test']}", *overrides])
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))

@@ -138,6 +138,11 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
 
             write_image_report(tokenizer, tmp, metrics,
                                evaluate_image_tokenizer(tokenizer, held_out[:8], progress=False))
+        if modality == "audio":  # the card shows spectrograms, with WAV pairs in samples/
+            from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
+
+            write_audio_report(tokenizer, tmp, metrics,
+                               evaluate_audio_tokenizer(tokenizer, held_out[:4], progress=False))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +
