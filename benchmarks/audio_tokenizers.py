@@ -38,6 +38,23 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def log_losses(tokenizer: Any, every: int, started: float) -> None:
+    """Print the training losses every ``every`` steps (a line per report, readable in a log file)."""
+    inner = tokenizer.training_loss
+    count = [0]
+
+    def logged(waves: Any) -> Any:
+        loss, logs = inner(waves)
+        count[0] += 1
+        if count[0] % every == 0:
+            parts = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "n_q")
+            print(f"[audio benchmark] step {count[0]}: {parts}; {time.perf_counter() - started:.0f} s; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        return loss, logs
+
+    tokenizer.training_loss = logged
+
+
 def main(argv: list[str]) -> None:
     import torch
 
@@ -72,6 +89,7 @@ def main(argv: list[str]) -> None:
           f"{budget.steps} steps of {budget.batch_size}; load average {os.getloadavg()}", flush=True)
     tokenizer = build_tokenizer("audio", cfg.tokenizer.audio)
     started = time.perf_counter()
+    log_losses(tokenizer, every=50, started=started)
     fit = fit_tokenizer(tokenizer, train, test[:16], budget, trainer_kwargs(cfg.trainer), progress=cfg.progress,
                         seed=int(cfg.seed), desc="audio")
     load = os.getloadavg()
