@@ -9,7 +9,7 @@ small seeded grammar. Voices are espeak-ng languages times voice variants (``en-
 gets its own speed (words per minute) and pitch. Splits are by sentence *and* by voice: val and test speak
 sentences that train never has, in voices that train never uses.
 
-The WAVs are synthesised once into ``<data.cache_dir>/speech/<hash of the data keys>/<split>/`` with a
+The WAVs are synthesised once into ``<data.cache_dir>/speech/<hash of the split's plan>/<split>/`` with a
 ``metadata.jsonl`` (``file_name``, ``text``, ``voice``, ``rate``, ``pitch``: a valid ``data=folder``);
 each split is written to a ``.partial-<pid>`` folder and renamed when complete.
 """
@@ -130,15 +130,6 @@ class Espeak:
         return wave.astype(np.float32) / 32768.0
 
 
-def speech_fingerprint(data_cfg: Any) -> str:
-    keys = ("num_train", "num_val", "num_test", "seed", "sample_rate", "voices", "variants", "held_out_voices",
-            "rate_range", "pitch_range", "peak")
-    from omegaconf import OmegaConf
-
-    values = OmegaConf.to_container(data_cfg, resolve=True)
-    return hashlib.sha256(json.dumps({k: values.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _split_plan(data_cfg: Any, split: str) -> list[dict[str, Any]]:
     """The utterances of one split: text, voice, rate and pitch each (seeded, so the same every run)."""
     count = int({"train": data_cfg.num_train, "val": data_cfg.num_val, "test": data_cfg.num_test}[split])
@@ -177,8 +168,12 @@ def synthesize_split(data_cfg: Any, split: str, folder: Path) -> None:
 
 
 def speech_folder(data_cfg: Any, split: str) -> Path:
-    """The split's cache folder, synthesised first if missing."""
-    folder = Path(str(data_cfg.cache_dir)) / "speech" / speech_fingerprint(data_cfg) / split
+    """The split's cache folder, synthesised first if missing. Named by a hash of exactly what it holds (the
+    utterance plan, sample rate and level), so changing another split's size re-synthesises nothing."""
+    content = {"plan": _split_plan(data_cfg, split), "sample_rate": int(data_cfg.sample_rate),
+               "peak": float(data_cfg.peak)}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(str(data_cfg.cache_dir)) / "speech" / digest / split
     if not (folder / METADATA).is_file():
         synthesize_split(data_cfg, split, folder)
     return folder
