@@ -96,6 +96,7 @@ class AudioTokenizerConfig:
     mel_weight: float = 1.0
     commitment_weight: float = 1.0
     quantizer_dropout: bool = False
+    dead_code_fraction: float | None = None   # re-seed codes used < this x the mean (None: encodec's count < 2)
     layout: str = "flat"
     train: TrainBudget = field(default_factory=TrainBudget)
 

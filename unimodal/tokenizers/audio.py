@@ -177,7 +177,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
                  n_residual_layers: int = 1, lstm: int = 0, num_codebooks: int = 2,
                  codebook_size: int = 256, l1_weight: float = 1.0, mel_weight: float = 1.0,
                  commitment_weight: float = 1.0, quantizer_dropout: bool = False, causal: bool = False,
-                 norm: str = "weight_norm"):
+                 norm: str = "weight_norm", dead_code_fraction: float | None = None):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.filters = int(filters)
@@ -193,6 +193,10 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         self.quantizer_dropout = bool(quantizer_dropout)
         self.causal = bool(causal)   # True and norm="weight_norm": the pretrained 24 kHz EnCodec's SEANet
         self.norm = str(norm)
+        # None: a code is dead below encodec's absolute EMA count (2 per step). That suits codebooks smaller
+        # than a batch's frames; with 1,024 codes and 400 frames a step every code's mean count is 0.4, so
+        # all of them would be re-seeded every step. A fraction makes the bar relative to the mean count.
+        self.dead_code_fraction = None if dead_code_fraction is None else float(dead_code_fraction)
         self.hop_length = math.prod(self.ratios)
 
         seanet = dict(channels=1, dimension=self.dimension, n_filters=self.filters,
@@ -361,15 +365,20 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         residual = emb
         for layer in self.quantizer.vq.layers[:n_q]:
             book = layer._codebook
-            threshold = float(book.threshold_ema_dead_code)
+            threshold = seed_count = float(book.threshold_ema_dead_code)
+            if self.dead_code_fraction is not None:
+                # A re-seeded code starts at the mean count: at the bar itself it would be dead again after
+                # one step without a hit, and be re-seeded over and over.
+                seed_count = float(book.cluster_size.mean())
+                threshold = self.dead_code_fraction * seed_count
             dead = book.cluster_size < threshold
             num_dead = int(dead.sum())
             if num_dead:
                 vectors = layer.project_in(residual.transpose(1, 2)).reshape(-1, book.embed.shape[1])
                 picks = vectors[torch.randint(0, vectors.shape[0], (num_dead,), device=vectors.device)]
                 book.embed[dead] = picks
-                book.embed_avg[dead] = picks * threshold
-                book.cluster_size[dead] = threshold
+                book.embed_avg[dead] = picks * seed_count
+                book.cluster_size[dead] = seed_count
             residual = residual - layer.decode(layer.encode(residual))
 
     def training_loss(self, waves: Tensor) -> tuple[Tensor, dict[str, float]]:
@@ -424,6 +433,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             "commitment_weight": self.commitment_weight, "quantizer_dropout": self.quantizer_dropout,
             # Written only when not the default, so codecs saved before these keys keep their fingerprint.
             **({"causal": True} if self.causal else {}), **({"norm": self.norm} if self.norm != "weight_norm" else {}),
+            **({"dead_code_fraction": self.dead_code_fraction} if self.dead_code_fraction is not None else {}),
         }
 
     def state_dict_for_save(self) -> dict[str, Tensor]:
