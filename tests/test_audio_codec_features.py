@@ -94,7 +94,7 @@ def test_audio_report_files_and_metrics(one_thread, tmp_path):
     from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
 
     tok = trained_tiny(steps=1, quantizer_dropout=True)
-    waves = tones(3, 4000, seed=2)
+    waves = tones(3, 12000, seed=2)   # STOI needs about 0.4 s of sound
     evaluation = evaluate_audio_tokenizer(tok, waves, num_codebooks=1, batch_size=2, keep=2, progress=False)
     metrics = evaluation.metrics
     assert metrics["num_codebooks_used"] == 1 and len(metrics["codebook_usage_per_level"]) == 1
@@ -104,3 +104,19 @@ def test_audio_report_files_and_metrics(one_thread, tmp_path):
     assert (tmp_path / "spectrograms.png").is_file() and (tmp_path / "samples" / "01_reconstruction.wav").is_file()
     assert "spectrograms.png" in (tmp_path / "card.md").read_text()
     assert json.loads((tmp_path / "metrics.json").read_text())["num_codebooks_used"] == 1
+
+
+def test_relative_dead_code_bar_reseeds_only_rare_codes(one_thread):
+    from unimodal.tokenizers.audio import EncodecTokenizer
+
+    for fraction, expected in ((None, 16), (0.1, 2)):
+        tok = EncodecTokenizer(**{**TINY, "num_codebooks": 1, "dead_code_fraction": fraction})
+        book = tok.quantizer.vq.layers[0]._codebook
+        book.inited.fill_(1.0)
+        book.cluster_size.fill_(0.5)          # 16 codes, mean count 0.5: below encodec's absolute bar of 2
+        book.cluster_size[:2] = 0.01          # two codes hardly ever used
+        before = book.embed.clone()
+        with torch.no_grad():
+            tok._revive_dead_codes(tok.encoder(tok._prepare(tones(1, 80))), 1)
+        assert int((book.embed != before).any(dim=1).sum()) == expected
+    assert torch.allclose(book.cluster_size[:2], torch.full((2,), (14 * 0.5 + 2 * 0.01) / 16))   # the mean count
