@@ -103,7 +103,8 @@ def main(argv: list[str]) -> None:
         rows.append(evaluation.metrics)
         print(table(rows[-1:]).splitlines()[-1], flush=True)
         if levels == tokenizer.num_codebooks:
-            metrics = {**evaluation.metrics, **{f"train_{k}": v for k, v in fit.items()}, "data": "speech"}
+            metrics = {**evaluation.metrics, "data": "speech",
+                       **{k: fit[k] for k in ("train_steps", "train_seconds", "steps_per_second", "parameters")}}
             tokenizer.save(out / "codec", metrics)
             write_audio_report(tokenizer, out / "codec", metrics, evaluation)
     result = {"rows": rows, "train": fit, "wall_seconds": round(time.perf_counter() - started, 1),
