@@ -1,6 +1,6 @@
 """One quantizer-dropout EnCodec trained on espeak speech, measured at 2, 4 and 8 codebooks (1, 2 and 4 kbps).
 
-    python benchmarks/audio_tokenizers.py [steps=1200] [minutes=90] [levels=2,4,8] [num_test=100]
+    python benchmarks/audio_tokenizers.py [steps=1800] [minutes=25] [levels=2,4,8] [num_test=60]
         [out=benchmarks/out/audio_tokenizers] [<any config override, e.g. tokenizer.audio.filters=32>]
 
 Config: ``tokenizer/audio=encodec_speech data=speech`` (16 kHz, hop 320 = 50 frames/s, 8 x 1,024 codes).
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-OPTIONS = {"steps": None, "minutes": None, "levels": "2,4,8", "num_test": "100",
+OPTIONS = {"steps": None, "minutes": None, "levels": "2,4,8", "num_test": "60",
            "out": "benchmarks/out/audio_tokenizers"}
 
 
