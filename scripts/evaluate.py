@@ -21,11 +21,13 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   compare=: one table and one figure of several runs (runs without <run>/eval/metrics.json are scored first;
   reuse=false scores all again); out=<dir> (default runs/compare-<time>).
 
-  task=tokenizer: measures an image tokenizer (PSNR, SSIM, codebook usage, perplexity, tokens and bits per image) and
-  writes metrics.json, card.md and reconstructions.png into its folder (or out=<dir>).
+  task=tokenizer: measures an image tokenizer (PSNR, SSIM, codebook usage, perplexity, tokens and bits per image)
+  and writes metrics.json, card.md and reconstructions.png into its folder (or out=<dir>); an audio codec:
+  STOI, PESQ, SI-SNR, mel distance, usage per level, tokens/s, bitrate, spectrograms.png and samples/.
   data=<name>      default: the data recorded in the tokenizer's metrics.json, else synthetic
   data.<key>=...   any data config key, e.g. data.num_val=100
-  num_images=N     first N images of the split (default: all)   grid=8 (images in the PNG; 0 = none)
+  num_images=N     first N images (or clips) of the split (default: all)   grid=8 (images in the PNG; 0 = none)
+  num_codebooks=K  audio: decode with the first K RVQ levels (a lower bitrate; default all)
   batch_size=64  progress=true  device=auto|cpu|cuda  out=<dir>"""
 
 

@@ -97,6 +97,7 @@ class AudioTokenizerConfig:
     mel_weight: float = 1.0
     commitment_weight: float = 1.0
     quantizer_dropout: bool = False
+    dead_code_fraction: float | None = None   # re-seed codes used < this x the mean (None: encodec's count < 2)
     layout: str = "flat"
     train: TrainBudget = field(default_factory=TrainBudget)
 
@@ -218,6 +219,13 @@ class DataConfig:
     path: str | None = None     # folder: the image folder with metadata.jsonl
     limit: int | None = None    # clipart, folder: read at most this many files
     cache_dir: str | None = None   # clipart: where the renders are cached
+    # speech (espeak-ng; unimodal/data/speech.py)
+    voices: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    held_out_voices: int = 8
+    rate_range: list[int] = field(default_factory=lambda: [130, 210])
+    pitch_range: list[int] = field(default_factory=lambda: [25, 75])
+    peak: float = 0.7
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """``data=folder``: a user's image folder with captions in ``metadata.jsonl`` (Hugging Face imagefolder).
 
+A folder of sounds (``.wav``, ``.flac``, ...) is read by :mod:`unimodal.data.audio_folder` instead.
+
 Each line of ``<data.path>/metadata.jsonl`` is ``{"file_name": "cats/01.png", "text": "a cat"}``; paths are
 relative to the folder. Every image is fully decoded (PIL ``load()``, not just ``open()``), so a truncated,
 empty or non-image file is caught here, skipped, and named in one log line; it never reaches a model.
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from unimodal.data.audio_folder import is_audio_folder, load_audio_folder
+from unimodal.data.audio_sets import AudioTextSet
 from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
 from unimodal.errors import ConfigError, DataError
 
@@ -83,12 +87,15 @@ def read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
         return None, "truncated" if "truncated" in str(err).lower() else f"unreadable: {type(err).__name__}"
 
 
-def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSet]:
-    """Read and verify every listed image once, log the skipped ones, then split by hash of the file name."""
+def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSet | AudioTextSet]:
+    """Read and verify every listed image (or sound: :mod:`unimodal.data.audio_folder`) once, log the skipped
+    ones, then split by hash of the file name."""
     from tqdm.auto import tqdm
 
     root = folder_root(data_cfg)
     entries = read_metadata(root, data_cfg.limit)
+    if is_audio_folder(entries):
+        return load_audio_folder(root, entries, data_cfg, splits)
     size = int(data_cfg.image_size)
     images, kept, skipped, seen = [], [], [], {}
     for name, text in tqdm(entries, desc="read images", unit="file", disable=None):
@@ -116,4 +123,6 @@ def folder_signature(data_cfg: Any) -> str:
     digest = hashlib.sha256((root / METADATA).read_bytes())
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != METADATA):
         digest.update(f"{path.relative_to(root).as_posix()}:{path.stat().st_size}\n".encode())
+    if is_audio_folder(read_metadata(root, data_cfg.limit)):   # sounds: also how they are resampled and cut
+        digest.update(f"audio {data_cfg.sample_rate} {data_cfg.audio_seconds}".encode())
     return digest.hexdigest()[:16]

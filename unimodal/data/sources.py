@@ -19,7 +19,7 @@ from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio"), "fashion_mnist": ("image",), "clipart": ("image",),
-                "folder": ("image",)}
+                "folder": ("image", "audio"), "speech": ("audio",)}   # a folder holds images or sounds
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -29,6 +29,8 @@ FINGERPRINT_KEYS = {
     "fashion_mnist": ("name", "root", "num_train", "num_val", "image_size", "channels"),
     "clipart": ("name", "root", "limit", "num_train", "num_val", "image_size", "channels"),
     "folder": ("name", "limit", "num_train", "num_val", "image_size", "channels"),   # + the folder's contents
+    "speech": ("name", "num_train", "num_val", "seed", "sample_rate", "audio_seconds", "voices", "variants",
+               "held_out_voices", "rate_range", "pitch_range", "peak"),
 }
 
 
@@ -121,6 +123,9 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
     if data_cfg.name == "clipart":
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
+    if data_cfg.name == "speech":
+        from unimodal.data.speech import load_speech
+        return dict(load_speech(data_cfg, splits))
     from unimodal.data.folder import load_folder
     return dict(load_folder(data_cfg, splits))
 

@@ -18,7 +18,8 @@ TASKS = ("tokenizer",)
 DEFAULT_DATA = "synthetic"
 # Keys this command reads itself; `data=<name>` and `data.<key>=...` go to the config tree.
 OPTIONS: dict[str, Any] = {"task": None, "tokenizer": None, "split": "test", "num_images": None, "out": None,
-                           "batch_size": 64, "grid": 8, "progress": True, "device": "auto"}
+                           "batch_size": 64, "grid": 8, "progress": True, "device": "auto",
+                           "num_codebooks": None}   # audio: RVQ levels to decode with (default all)
 
 
 def parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -33,7 +34,7 @@ def parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
         else:
             raise ConfigError(f"unknown key {key!r}; evaluate takes {', '.join(f'{k}=' for k in OPTIONS)}, "
                               f"data=<name> and data.<key>=<value>")
-    for key in ("num_images", "batch_size", "grid"):
+    for key in ("num_images", "batch_size", "grid", "num_codebooks"):
         value = options[key]
         if value is not None and not isinstance(value, int):
             if not str(value).isdigit() or int(value) < (0 if key == "grid" else 1):
@@ -59,9 +60,9 @@ def load_image_tokenizer(path: str | None) -> Any:
         tokenizer = load_tokenizer(folder)
     except (TokenizerLoadError, SafetensorError, OSError, ValueError, KeyError) as err:
         raise UnimodalError(f"tokenizer={path}: not a loadable tokenizer ({str(err).splitlines()[0]})") from None
-    if tokenizer.modality != "image":
+    if tokenizer.modality not in ("image", "audio"):
         raise UnimodalError(f"tokenizer={path} holds a {tokenizer.modality} tokenizer; task=tokenizer measures "
-                            f"image tokenizers")
+                            f"image and audio tokenizers")
     return tokenizer
 
 
@@ -86,6 +87,9 @@ def data_config(folder: Path, tokenizer: Any, data_overrides: list[str]) -> Any:
         overrides.insert(0, f"data={recorded_data(folder)}")
     if getattr(tokenizer, "image_size", None) and not any(o.startswith("data.image_size=") for o in overrides):
         overrides.append(f"data.image_size={int(tokenizer.image_size)}")
+    audio = getattr(tokenizer, "modality", None) == "audio"
+    if audio and not any(o.startswith("data.sample_rate=") for o in overrides):
+        overrides.append(f"data.sample_rate={int(tokenizer.sample_rate)}")   # clips at the codec's own rate
     return compose(overrides).data
 
 
@@ -101,6 +105,9 @@ def evaluate_tokenizer(overrides: list[str]) -> dict[str, Any]:
     folder = Path(options["tokenizer"] or "")
     tokenizer = load_image_tokenizer(options["tokenizer"])
     data_cfg = data_config(folder, tokenizer, data_overrides)
+    if tokenizer.modality == "audio":
+        from unimodal.eval.evaluate_audio import evaluate_audio
+        return evaluate_audio(tokenizer, folder, data_cfg, options)
     load_images = getattr(sources, "load_images", None)
     if load_images is None:
         raise UnimodalError("unimodal.data.sources.load_images is missing: this checkout cannot load "

@@ -148,6 +148,22 @@ def si_snr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
     return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
 
 
+def kmeans_matmul(vectors: Tensor, clusters: int, iterations: int) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means from random samples of ``vectors [N, D]``: ``(means [clusters, D], counts [clusters])``.
+    An empty cluster keeps its previous mean (as encodec's k-means does)."""
+    picks = torch.randint(0, vectors.shape[0], (clusters,), device=vectors.device) if vectors.shape[0] < clusters \
+        else torch.randperm(vectors.shape[0], device=vectors.device)[:clusters]
+    means = vectors[picks].clone()
+    counts = torch.zeros(clusters, device=vectors.device)
+    for _ in range(max(iterations, 1)):
+        distances = vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ means.T + means.pow(2).sum(1)[None]
+        nearest = distances.argmin(dim=1)
+        counts = torch.bincount(nearest, minlength=clusters).to(vectors.dtype)
+        sums = torch.zeros_like(means).index_add_(0, nearest, vectors)
+        means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], means)
+    return means, counts
+
+
 # --- the tokenizer -------------------------------------------------------------------------------
 @register
 class EncodecTokenizer(nn.Module, ModalityTokenizer):
@@ -160,7 +176,8 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
                  ratios: tuple[int, ...] | list[int] = (8, 5, 4, 2), dimension: int = 64,
                  n_residual_layers: int = 1, lstm: int = 0, num_codebooks: int = 2,
                  codebook_size: int = 256, l1_weight: float = 1.0, mel_weight: float = 1.0,
-                 commitment_weight: float = 1.0, quantizer_dropout: bool = False):
+                 commitment_weight: float = 1.0, quantizer_dropout: bool = False, causal: bool = False,
+                 norm: str = "weight_norm", dead_code_fraction: float | None = None):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.filters = int(filters)
@@ -174,11 +191,17 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         self.mel_weight = float(mel_weight)
         self.commitment_weight = float(commitment_weight)
         self.quantizer_dropout = bool(quantizer_dropout)
+        self.causal = bool(causal)   # True and norm="weight_norm": the pretrained 24 kHz EnCodec's SEANet
+        self.norm = str(norm)
+        # None: a code is dead below encodec's absolute EMA count (2 per step). That suits codebooks smaller
+        # than a batch's frames; with 1,024 codes and 400 frames a step every code's mean count is 0.4, so
+        # all of them would be re-seeded every step. A fraction makes the bar relative to the mean count.
+        self.dead_code_fraction = None if dead_code_fraction is None else float(dead_code_fraction)
         self.hop_length = math.prod(self.ratios)
 
         seanet = dict(channels=1, dimension=self.dimension, n_filters=self.filters,
                       n_residual_layers=self.n_residual_layers, ratios=list(self.ratios), lstm=self.lstm,
-                      norm="weight_norm", causal=False)
+                      norm=self.norm, causal=self.causal)
         with warnings.catch_warnings():
             # encodec uses the old torch.nn.utils.weight_norm (weight_g / weight_v parameters).
             warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated", category=FutureWarning)
@@ -297,6 +320,8 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         x = self._prepare(waves)
         emb = self.encoder(x)
         n_q = self.num_codebooks if n_q is None else n_q
+        if self.training and self.quantizer_dropout:
+            self._init_all_levels(emb.detach())
         # The encodec API takes a *bandwidth* in kbps, and its ``sample_rate`` argument is really the
         # frame rate; bandwidth = n_q * log2(bins) * frame_rate / 1000. The +0.5 guards the floor().
         bandwidth = (n_q + 0.5) * self.quantizer.get_bandwidth_per_quantizer(self.frame_rate)
@@ -305,6 +330,28 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             self._revive_dead_codes(emb.detach(), n_q)
         recon = self.decoder(result.quantized)[:, 0, : x.shape[-1]]
         return recon, result.codes.transpose(0, 1), result.penalty
+
+    @torch.no_grad()
+    def _init_all_levels(self, emb: Tensor) -> None:
+        """K-means-initialise every level not yet initialised, on this batch's residuals.
+
+        With quantizer dropout a level is otherwise initialised by encodec whenever dropout first reaches
+        it, by a k-means that builds an ``[N, codes, dim]`` difference tensor (37 s for one 1,024-code level
+        on a busy CPU core). This k-means computes the same distances with one matmul.
+        """
+        books = [layer._codebook for layer in self.quantizer.vq.layers]
+        if all(bool(book.inited) for book in books):
+            return
+        residual = emb
+        for layer, book in zip(self.quantizer.vq.layers, books, strict=True):
+            if not bool(book.inited):
+                vectors = layer.project_in(residual.transpose(1, 2)).reshape(-1, book.embed.shape[1])
+                means, counts = kmeans_matmul(vectors.float(), book.embed.shape[0], int(book.kmeans_iters))
+                book.embed.copy_(means)
+                book.embed_avg.copy_(means)
+                book.cluster_size.copy_(counts)
+                book.inited.fill_(1.0)
+            residual = residual - layer.decode(layer.encode(residual))
 
     @torch.no_grad()
     def _revive_dead_codes(self, emb: Tensor, n_q: int) -> None:
@@ -318,15 +365,20 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         residual = emb
         for layer in self.quantizer.vq.layers[:n_q]:
             book = layer._codebook
-            threshold = float(book.threshold_ema_dead_code)
+            threshold = seed_count = float(book.threshold_ema_dead_code)
+            if self.dead_code_fraction is not None:
+                # A re-seeded code starts at the mean count: at the bar itself it would be dead again after
+                # one step without a hit, and be re-seeded over and over.
+                seed_count = float(book.cluster_size.mean())
+                threshold = self.dead_code_fraction * seed_count
             dead = book.cluster_size < threshold
             num_dead = int(dead.sum())
             if num_dead:
                 vectors = layer.project_in(residual.transpose(1, 2)).reshape(-1, book.embed.shape[1])
                 picks = vectors[torch.randint(0, vectors.shape[0], (num_dead,), device=vectors.device)]
                 book.embed[dead] = picks
-                book.embed_avg[dead] = picks * threshold
-                book.cluster_size[dead] = threshold
+                book.embed_avg[dead] = picks * seed_count
+                book.cluster_size[dead] = seed_count
             residual = residual - layer.decode(layer.encode(residual))
 
     def training_loss(self, waves: Tensor) -> tuple[Tensor, dict[str, float]]:
@@ -336,6 +388,12 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         + commitment_weight * commitment``, the last being encodec's penalty: the MSE between
         the encoder output and its quantized value, averaged over the RVQ levels used.
         """
+        loss, _, _, logs = self.reconstruction_terms(waves)
+        return loss, logs
+
+    def reconstruction_terms(self, waves: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+        """``(loss, reconstruction, target, logs)``: the loss of :meth:`training_loss`, with the padded target
+        and its reconstruction (``[B, T * hop]`` each) for an adversarial term on top."""
         n_q = self.num_codebooks
         if self.quantizer_dropout and self.training:
             n_q = int(torch.randint(1, self.num_codebooks + 1, ()).item())
@@ -348,7 +406,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         logs = {"loss": float(loss.detach()), "l1": float(l1.detach()), "mel": float(mel.detach()),
                 "spectral_convergence": float(convergence.detach()), "commit": float(commit.detach()),
                 "n_q": float(n_q)}
-        return loss, logs
+        return loss, recon, target, logs
 
     @torch.no_grad()
     def measure(self, waves: Tensor) -> dict[str, float]:
@@ -373,6 +431,9 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
             "num_codebooks": self.num_codebooks, "codebook_size": self.codebook_size,
             "l1_weight": self.l1_weight, "mel_weight": self.mel_weight,
             "commitment_weight": self.commitment_weight, "quantizer_dropout": self.quantizer_dropout,
+            # Written only when not the default, so codecs saved before these keys keep their fingerprint.
+            **({"causal": True} if self.causal else {}), **({"norm": self.norm} if self.norm != "weight_norm" else {}),
+            **({"dead_code_fraction": self.dead_code_fraction} if self.dead_code_fraction is not None else {}),
         }
 
     def state_dict_for_save(self) -> dict[str, Tensor]:

@@ -57,6 +57,8 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     if cls is not None:
         kept = constructor_options(cls, settings)
         settings = {k: v for k, v in settings.items() if k in kept or k in ("kind", "train")}
+    if settings.get("dead_code_fraction") is None:  # the default: names as before the key
+        settings.pop("dead_code_fraction", None)
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
         settings.get("train", {}).pop("adversarial", None)
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
@@ -138,6 +140,11 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
 
             write_image_report(tokenizer, tmp, metrics,
                                evaluate_image_tokenizer(tokenizer, held_out[:8], progress=False))
+        if modality == "audio":  # the card shows spectrograms, with WAV pairs in samples/
+            from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
+
+            write_audio_report(tokenizer, tmp, metrics,
+                               evaluate_audio_tokenizer(tokenizer, held_out[:4], progress=False))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +

@@ -74,7 +74,10 @@ class TokenizerModule(L.LightningModule):
         step = self.completed_steps
         gen_opt, disc_opt = self.optimizers()
         self.toggle_optimizer(gen_opt)  # no discriminator gradients from the generator's loss
-        loss, reconstruction, logs = generator_step_loss(self.tokenizer, images, self.adversarial, step)
+        if hasattr(self.adversarial, "generator_step"):   # audio: the STFT discriminator's own generator terms
+            loss, reconstruction, logs = self.adversarial.generator_step(self.tokenizer, images, step)
+        else:
+            loss, reconstruction, logs = generator_step_loss(self.tokenizer, images, self.adversarial, step)
         gen_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         gen_opt.step()
@@ -119,11 +122,17 @@ def fit_tokenizer(tokenizer: torch.nn.Module, train: torch.Tensor, held_out: tor
     It is dropped after training: the tokenizer's weights and fingerprint never include it.
     """
     steps = int(budget.steps)
-    adversarial = build_adversarial(getattr(budget, "adversarial", None), image_channels(tokenizer),
-                                    key=f"tokenizer.{desc}.train.adversarial")
-    if adversarial is not None and getattr(tokenizer, "modality", None) != "image":
-        raise ConfigError(f"tokenizer.{desc}.train.adversarial.weight > 0: the PatchGAN loss is for image "
-                          f"tokenizers only; set it to 0")
+    if getattr(tokenizer, "modality", None) == "audio":
+        from unimodal.tokenizers.audio_gan import build_audio_adversarial
+
+        adversarial = build_audio_adversarial(getattr(budget, "adversarial", None),
+                                              key=f"tokenizer.{desc}.train.adversarial")
+    else:
+        adversarial = build_adversarial(getattr(budget, "adversarial", None), image_channels(tokenizer),
+                                        key=f"tokenizer.{desc}.train.adversarial")
+    if adversarial is not None and getattr(tokenizer, "modality", None) not in ("image", "audio"):
+        raise ConfigError(f"tokenizer.{desc}.train.adversarial.weight > 0: adversarial losses exist for image "
+                          f"and audio tokenizers only; set it to 0")
     dataset = RandomBatches(train, steps * int(budget.batch_size), seed=seed)
     loader = DataLoader(dataset, batch_size=int(budget.batch_size), shuffle=False, drop_last=True)
     module = TokenizerModule(tokenizer, float(budget.lr), steps, adversarial)
