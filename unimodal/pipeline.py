@@ -28,6 +28,8 @@ class Generation:
     text: str = ""
     images: list[np.ndarray] = field(default_factory=list)   # uint8 [H, W, 3]
     audio: list[np.ndarray] = field(default_factory=list)    # float32 waveforms
+    videos: list[np.ndarray] = field(default_factory=list)   # uint8 [T, H, W, 3] clips, played at video_fps
+    video_fps: float = 0.0
     truncated: bool = False
 
 
@@ -86,7 +88,7 @@ class Pipeline:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         codec = SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
-                              audio_layout=info.get("audio_layout", "flat"))
+                              audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"))
         return cls(run_dir, model, vocab, codec, tokenizers, info)
 
     # --- prompts -------------------------------------------------------------------------
@@ -102,6 +104,9 @@ class Pipeline:
         if isinstance(prompt, str):
             return [Segment("text", self.tokenizers["text"].encode(prompt)[0])]
         array = np.asarray(prompt)
+        if array.ndim == 4 and "video" in self.tokenizers:  # a clip [T, H, W, 3]
+            from unimodal.video_io import video_segment
+            return [video_segment(self._tokenizer("video"), array)]
         if array.ndim == 3 and "image" in self.tokenizers:
             from unimodal.data.images import to_channels
             from unimodal.data.tokens import images_to_tensor
@@ -163,6 +168,10 @@ class Pipeline:
             elif segment.modality == "audio":
                 codes = torch.as_tensor(segment.payload)[None].to(self._device("audio"))
                 result.audio.append(self._tokenizer("audio").decode(codes)[0].float().cpu().numpy())
+            elif segment.modality == "video":
+                from unimodal.video_io import decode_video_segment
+                result.videos.append(decode_video_segment(self._tokenizer("video"), segment))
+                result.video_fps = float(self.tokenizers["video"].frame_rate)
         result.text = " ".join(t.strip() for t in texts)
         return result
 

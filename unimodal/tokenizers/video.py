@@ -91,7 +91,7 @@ class FramewiseVideoTokenizer(nn.Module, VideoTokenizer):
             raise ConfigError(f"tokenizer.video.image: {self.image.num_codebooks} codes per grid cell (rvq); a video "
                               f"frame holds one code per cell: use fsq, vq or lfq")
         self.num_frames, self.sample_frames, self.fps = int(num_frames), int(sample_frames), float(fps)
-        self.channels = self.image.channels
+        self.channels, self.image_size = self.image.channels, self.image.image_size
         self._config = {"image": {"kind": kind, **options}, "num_frames": self.num_frames,
                         "sample_frames": self.sample_frames, "fps": self.fps}
         json.dumps(self._config)
