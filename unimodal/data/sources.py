@@ -19,7 +19,7 @@ from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
-                "folder": ("image",)}
+                "folder": ("image",), "moving_fashion_mnist": ("video", "image")}
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -29,6 +29,7 @@ FINGERPRINT_KEYS = {
     "fashion_mnist": ("name", "root", "num_train", "num_val", "image_size", "channels"),
     "clipart": ("name", "root", "limit", "num_train", "num_val", "image_size", "channels"),
     "folder": ("name", "limit", "num_train", "num_val", "image_size", "channels"),   # + the folder's contents
+    "moving_fashion_mnist": ("name", "root", "num_train", "num_val", "seed", "image_size", "channels"),
 }
 
 
@@ -123,6 +124,9 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
     if data_cfg.name == "fashion_mnist":
         from unimodal.data.images import load_fashion_mnist
         return {split: load_fashion_mnist(data_cfg, split) for split in splits}
+    if data_cfg.name == "moving_fashion_mnist":
+        from unimodal.data.moving_fashion import load_moving_fashion_mnist
+        return dict(load_moving_fashion_mnist(data_cfg, splits))
     if data_cfg.name == "clipart":
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
