@@ -23,8 +23,8 @@ COMMON = ["modality=video", "data=moving_fashion_mnist", "data.video_frames=16",
 KIND_OVERRIDES: dict[str, list[str]] = {
     "framewise": ["tokenizer/video=framewise", "tokenizer.video.sample_frames=16", "tokenizer.image.latent_dim=4",
                   "tokenizer.image.quantizer.levels=[8,5,5,5]", "tokenizer.image.block_channels=[16,32,32]"],
-    "causal3d": ["tokenizer/video=causal3d", "tokenizer.video.latent_dim=4", "tokenizer.video.quantizer.levels=[8,5,5,5]",
-                 "tokenizer.video.block_channels=[16,32,32]"],
+    "causal3d": ["tokenizer/video=causal3d", "tokenizer.video.latent_dim=4",
+                 "tokenizer.video.quantizer.levels=[8,5,5,5]", "tokenizer.video.block_channels=[16,32,32]"],
 }
 
 
