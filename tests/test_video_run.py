@@ -62,3 +62,22 @@ def test_video_needs_clips():
 
     with pytest.raises(ConfigError, match="data.video_frames"):
         check_source(cfg.data, list(cfg.modality.media))
+
+
+def test_video_accuracy_scores(video_run):
+    import unimodal
+    from unimodal.data.sources import make_world
+    from unimodal.data.video_sources import synthetic_clips
+    from unimodal.eval.video_generation import motion_prompts, score_text_to_video, score_video_to_text
+
+    pipe = unimodal.load(video_run, device="cpu")
+    cfg = compose(["modality=video", "data.num_test=2"])
+    prompts = motion_prompts(list(cfg.data.held_out), 2)
+    assert prompts[0][2] == "left" and prompts[1][2] == "right"
+    sampling = SamplingConfig(temperature={"default": 1.0, "text": 0.0}, max_new_tokens=220)
+    moving, objects = score_text_to_video(pipe, prompts, sampling, progress=False)
+    assert moving.total == objects.total == 2 and moving.hits <= objects.hits
+    directions, exact = score_video_to_text(pipe, synthetic_clips(make_world(cfg.data), cfg.data, "test"),
+                                            SamplingConfig(temperature={"default": 0.0}, max_new_tokens=12),
+                                            progress=False)
+    assert directions.total == 2 and exact.hits <= directions.hits
