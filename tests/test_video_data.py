@@ -52,3 +52,26 @@ def test_gif_and_mp4_round_trip(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(DataError, match="bad.mp4"):
         read_video(tmp_path / "bad.mp4")
+
+
+def test_video_folder_samples_frames_and_skips_broken_files(tmp_path, capsys):
+    import json
+
+    from unimodal.data.sources import load_samples
+
+    clip = np.zeros((12, 20, 24, 3), dtype=np.uint8)
+    for t in range(12):
+        clip[t, 5:12, t:t + 6] = 200
+    lines = []
+    for k in range(4):
+        write_gif(clip, tmp_path / f"c{k}.gif", fps=8.0)
+        lines.append({"file_name": f"c{k}.gif", "text": f"a box moves right {k}"})
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 64)
+    lines.append({"file_name": "bad.mp4", "text": "broken"})
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    cfg = compose(["modality=video", "data=folder", f"data.path={tmp_path}", "data.video_frames=5",
+                   "data.image_size=16"])
+    samples = load_samples(cfg.data, ("train", "val", "test"))
+    assert "bad.mp4" in capsys.readouterr().out
+    assert sum(len(s) for s in samples.values()) == 4
+    assert tuple(samples["train"].media("video", 0, 1).shape) == (1, 5, 3, 16, 16)

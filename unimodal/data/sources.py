@@ -19,7 +19,7 @@ from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
-                "folder": ("image",), "moving_fashion_mnist": ("video", "image")}
+                "folder": ("image", "video"), "moving_fashion_mnist": ("video", "image")}
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -131,6 +131,10 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
     from unimodal.data.folder import load_folder
+    from unimodal.data.video_sources import clips_enabled
+    if clips_enabled(data_cfg):  # modality=video: video files, frames sampled uniformly
+        from unimodal.data.video_folder import load_video_folder
+        return dict(load_video_folder(data_cfg, splits))
     return dict(load_folder(data_cfg, splits))
 
 
