@@ -58,7 +58,8 @@ def test_mistyped_keys_name_the_key(override, key):
 def test_every_config_group_composes():
     from unimodal.config import available
 
-    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "debug"):
+    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "tokenizer/video",
+                  "debug"):
         for option in available(group):
             cfg = compose([f"{group}={option}"])
             assert cfg.model.context_length > 0
