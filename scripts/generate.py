@@ -6,7 +6,7 @@ import sys
 
 from unimodal.cli import run_cli
 
-USAGE = """usage: python scripts/generate.py run=<run dir> (prompt="..." | image= | audio= | video=<file>) output=<...>
+USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
 
   output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
   num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
