@@ -1,7 +1,7 @@
 """Video tokenizers compared on held-out moving Fashion-MNIST, 16 frames at 32x32: framewise vs causal3d.
 
     python benchmarks/video_tokenizers.py [steps=600] [batch_size=8] [lr=2e-3] [minutes=30] [num_train=2000]
-        [num_test=200] [threads=1] [kinds=framewise,causal3d] [out=benchmarks/out/video_tokenizers]
+        [num_test=200] [threads=1] [kinds=framewise,causal3d(,causal3d-64k)] [out=benchmarks/out/video_tokenizers]
 
 Both tokenizers use the same quantizer (fsq [8,5,5,5], 1000 codes), the same f4 spatial grid (8x8 per
 code frame), widths, losses and ``steps`` batches of ``batch_size`` clips (``minutes`` caps each one).
@@ -25,6 +25,10 @@ KIND_OVERRIDES: dict[str, list[str]] = {
                   "tokenizer.image.quantizer.levels=[8,5,5,5]", "tokenizer.image.block_channels=[16,32,32]"],
     "causal3d": ["tokenizer/video=causal3d", "tokenizer.video.latent_dim=4",
                  "tokenizer.video.quantizer.levels=[8,5,5,5]", "tokenizer.video.block_channels=[16,32,32]"],
+    # Same tokens, a larger code per token (fsq 64,000 codes, ~16 bits; MAGVIT-v2 uses 2**18): fewer tokens need
+    # more bits each. Not in the default `kinds`.
+    "causal3d-64k": ["tokenizer/video=causal3d", "tokenizer.video.latent_dim=6",
+                     "tokenizer.video.quantizer.levels=[8,8,8,5,5,5]", "tokenizer.video.block_channels=[16,32,32]"],
 }
 
 
