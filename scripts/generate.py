@@ -6,9 +6,9 @@ import sys
 
 from unimodal.cli import run_cli
 
-USAGE = """usage: python scripts/generate.py run=<run dir> (prompt="..." | image=<png> | audio=<wav>) output=<...>
+USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
 
-  output=image|audio|text, or a list: output=[text,image]
+  output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
   num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
   cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
   out_dir=<folder> (default: <run>/samples)

@@ -23,7 +23,7 @@ def test_unknown_modality_is_one_line():
     result = run_script("scripts/train.py", "modality=vidoe")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown modality 'vidoe'; choose one of: audio, image, image+audio, text"]
+        "error: unknown modality 'vidoe'; choose one of: audio, image, image+audio, text, video"]
 
 
 def test_missing_run_dir_is_one_line(tmp_path):
@@ -58,7 +58,8 @@ def test_mistyped_keys_name_the_key(override, key):
 def test_every_config_group_composes():
     from unimodal.config import available
 
-    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "debug"):
+    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "tokenizer/video",
+                  "debug"):
         for option in available(group):
             cfg = compose([f"{group}={option}"])
             assert cfg.model.context_length > 0

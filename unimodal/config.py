@@ -103,10 +103,32 @@ class AudioTokenizerConfig:
 
 
 @dataclass
+class VideoTokenizerConfig:
+    """conf/tokenizer/video/*.yaml (unimodal/tokenizers/video.py); each kind takes the keys it names."""
+    kind: str = "causal3d"
+    num_frames: int = II("data.video_frames")
+    fps: float = II("data.video_fps")
+    image_size: int = II("data.image_size")
+    channels: int = II("data.channels")
+    block_channels: list[int] = field(default_factory=lambda: [16, 32, 32])   # causal3d
+    layers_per_block: int = 1                  # causal3d
+    temporal_downsample: int = 2               # causal3d: 2 ** this in time (4x)
+    latent_dim: int = 3                        # causal3d
+    norm_groups: int = 8                       # causal3d
+    quantizer: dict[str, Any] = field(default_factory=dict)   # causal3d: fsq, lfq, ...
+    l1_weight: float = 1.0                     # causal3d
+    l2_weight: float = 1.0                     # causal3d
+    sample_frames: int = 3                     # framewise: frames sampled uniformly from a clip
+    image: Any = None                          # framewise: the image tokenizer config (${tokenizer.image})
+    train: TrainBudget = field(default_factory=TrainBudget)
+
+
+@dataclass
 class TokenizerGroup:
     text: TextTokenizerConfig = field(default_factory=TextTokenizerConfig)
     image: ImageTokenizerConfig = field(default_factory=ImageTokenizerConfig)
     audio: AudioTokenizerConfig = field(default_factory=AudioTokenizerConfig)
+    video: VideoTokenizerConfig = field(default_factory=VideoTokenizerConfig)
 
 
 @dataclass
@@ -214,6 +236,9 @@ class DataConfig:
     max_objects: int = 3
     single_object_prob: float = 0.5
     held_out: list[list[str]] = field(default_factory=list)
+    # video (modality=video sets video_frames): clips of this many frames, objects moving, captions saying how
+    video_frames: int = 0
+    video_fps: float = 8.0
     # real images
     root: str | None = None     # fashion_mnist, clipart: the installed package's folder
     path: str | None = None     # folder: the image folder with metadata.jsonl

@@ -54,7 +54,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "sample"
 
 
-FREE_TEXT_KEYS = ("prompt", "question", "run", "image", "audio", "out_dir")
+FREE_TEXT_KEYS = ("prompt", "question", "run", "image", "audio", "video", "out_dir")
 
 
 def quote_free_text(override: str) -> str:
@@ -80,17 +80,20 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
         prompt.append(read_image(cfg.image))
     if cfg.audio:
         prompt.append(read_audio(cfg.audio, pipeline.sample_rate))
+    if cfg.get("video"):
+        from unimodal.video_io import read_video
+        prompt.append(read_video(cfg.video))
     question = cfg.get("question")
     if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
         prompt.append(str(question))
     if not prompt:
-        raise UnimodalError('give a prompt: prompt="a red circle", image=<file> or audio=<file>')
+        raise UnimodalError('give a prompt: prompt="a red circle", image=<file>, audio=<file> or video=<file>')
     outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
                                 sampling=sampling_from(cfg), chat=bool(question))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio)).stem)
+    name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio or cfg.get("video"))).stem)
     written: list[Path] = []
     for index, result in enumerate(results):
         if result.text:
@@ -108,6 +111,12 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
             path = out_dir / f"{name}-{index}-{k}.wav"
             sf.write(path, np.clip(wave, -1, 1), pipeline.sample_rate)
             written.append(path)
+        for k, clip in enumerate(result.videos):
+            from unimodal.video_io import write_gif, write_mp4
+            scale = max(1, 256 // clip.shape[1])
+            written.append(write_gif(clip, out_dir / f"{name}-{index}-{k}.gif", result.video_fps, scale))
+            mp4 = write_mp4(clip, out_dir / f"{name}-{index}-{k}.mp4", result.video_fps, scale)
+            written += [mp4] if mp4 else []
         if result.truncated:
             print(f"[{index}] note: a span was cut off")
     for path in written:

@@ -43,6 +43,8 @@ class Generation:
     text: str = ""
     images: list[np.ndarray] = field(default_factory=list)   # uint8 [H, W, 3]
     audio: list[np.ndarray] = field(default_factory=list)    # float32 waveforms
+    videos: list[np.ndarray] = field(default_factory=list)   # uint8 [T, H, W, 3] clips, played at video_fps
+    video_fps: float = 0.0
     truncated: bool = False
 
 
@@ -101,7 +103,7 @@ class Pipeline:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         codec = SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
-                              audio_layout=info.get("audio_layout", "flat"))
+                              audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"))
         return cls(run_dir, model, vocab, codec, tokenizers, info)
 
     # --- prompts -------------------------------------------------------------------------
@@ -119,6 +121,9 @@ class Pipeline:
         if isinstance(prompt, str):
             return [Segment("text", self.tokenizers["text"].encode(prompt)[0])]
         array = np.asarray(prompt)
+        if array.ndim == 4 and "video" in self.tokenizers:  # a clip [T, H, W, 3]
+            from unimodal.video_io import video_segment
+            return [video_segment(self._tokenizer("video"), array)]
         if array.ndim == 3 and "image" in self.tokenizers:
             from unimodal.data.images import to_channels
             from unimodal.data.tokens import images_to_tensor
@@ -258,10 +263,13 @@ class Pipeline:
         result.text = " ".join(p.value.strip() for p in parts if p.modality == "text")
         result.images = [p.value for p in parts if p.modality == "image"]
         result.audio = [p.value for p in parts if p.modality == "audio"]
+        result.videos = [p.value for p in parts if p.modality == "video"]
+        if result.videos:
+            result.video_fps = float(self.tokenizers["video"].frame_rate)
         return result
 
     def decode_media(self, segment: Segment) -> np.ndarray:
-        """One media segment -> an image (uint8 ``[H, W, C]``) or a waveform (float32)."""
+        """One media segment -> an image (uint8 ``[H, W, C]``), a waveform (float32) or a clip (``[T, H, W, C]``)."""
         if segment.modality == "image":
             from unimodal.data.tokens import tensor_to_images
             if isinstance(segment.payload, AnyResImage):
@@ -272,6 +280,9 @@ class Pipeline:
         if segment.modality == "audio":
             codes = torch.as_tensor(segment.payload)[None].to(self._device("audio"))
             return self._tokenizer("audio").decode(codes)[0].float().cpu().numpy()
+        if segment.modality == "video":  # uint8 [T, H, W, 3]
+            from unimodal.video_io import decode_video_segment
+            return decode_video_segment(self._tokenizer("video"), segment)
         raise UnimodalError(f"no decoder for {segment.modality} segments in this pipeline")
 
     def _spans(self, ids: np.ndarray) -> list[tuple[int, int]]:

@@ -11,6 +11,8 @@ spans wrapped in their opener and closer:
   cols = tiles in the first row); the original pixel size is not in the tokens. A span whose thumbnail
   is followed directly by ``<eoi>`` is a plain square image, so fixed-grid payloads still fit.
 - audio: ``<boa> K*T codes in the chosen layout <eoa>``
+- video (codec option ``video_grid`` ``(t, h, w)``): ``<bov> frame <frame> frame ... <frame> frame <eov>``, each
+  frame its ``h*w`` codes row-major, ``<frame>`` between frames
 
 Multi-codebook audio ``[K, T]`` goes into one stream by one of three layouts:
 
@@ -87,7 +89,8 @@ class SequenceCodec:
 
     def __init__(self, vocab: Vocabulary, image_grid: tuple[int, int] | None = None,
                  audio_frames: int | None = None, audio_layout: str = "flat",
-                 row_separators: bool = False, image_anyres_max_tiles: int | None = None) -> None:
+                 row_separators: bool = False, image_anyres_max_tiles: int | None = None,
+                 video_grid: tuple[int, int, int] | None = None) -> None:
         if audio_layout not in LAYOUTS:
             raise ValueError(f"audio_layout must be one of {LAYOUTS}, got {audio_layout!r}")
         if image_anyres_max_tiles is not None:
@@ -106,6 +109,7 @@ class SequenceCodec:
         self.audio_layout = audio_layout
         self.row_separators = row_separators
         self.image_anyres_max_tiles = None if image_anyres_max_tiles is None else int(image_anyres_max_tiles)
+        self.video_grid = tuple(int(n) for n in video_grid) if video_grid else None
         self._closer_of = {vocab.special(CLOSERS[m]): m for m in vocab.media}
         self._opener_of = {vocab.special(OPENERS[m]): m for m in vocab.media}
 
@@ -180,6 +184,9 @@ class SequenceCodec:
                 pad = (self.vocab.pad_id, self.vocab.pad_id + 1)
                 pairs = [book_ranges[k] if 0 <= step - k < frames else pad
                          for step in range(frames + num_books - 1) for k in range(num_books)]
+        elif modality == "video":
+            from unimodal.video_spans import video_span_pairs
+            pairs = video_span_pairs(self)
         else:
             raise ValueError(f"no span plan for modality {modality!r}")
         arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -205,6 +212,9 @@ class SequenceCodec:
             return ids.reshape(-1)
         if segment.modality == "audio":
             return self.flatten_audio(segment.payload)
+        if segment.modality == "video":
+            from unimodal.video_spans import video_body
+            return video_body(self, segment.payload)
         raise ValueError(f"unknown segment modality {segment.modality!r}")
 
     def _anyres_body(self, payload: AnyResImage) -> np.ndarray:
@@ -320,6 +330,9 @@ class SequenceCodec:
             if ((content < low) | (content >= high)).any():
                 return None
             return Segment("audio", self.unflatten_audio(body_arr), truncated=truncated)
+        if modality == "video":
+            from unimodal.video_spans import decode_video_span
+            return decode_video_span(self, body_arr, truncated)
         return None
 
     def _decode_anyres(self, body: np.ndarray, truncated: bool) -> Segment | None:

@@ -18,8 +18,9 @@ from unimodal.errors import ConfigError
 from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
-SOURCE_MEDIA = {"synthetic": ("image", "audio"), "fashion_mnist": ("image",), "clipart": ("image",),
-                "folder": ("image", "audio"), "speech": ("audio",)}   # a folder holds images or sounds
+SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
+                "folder": ("image", "audio", "video"), "speech": ("audio",),   # a folder holds images, sounds or clips
+                "moving_fashion_mnist": ("video", "image")}
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -31,6 +32,7 @@ FINGERPRINT_KEYS = {
     "folder": ("name", "limit", "num_train", "num_val", "image_size", "channels"),   # + the folder's contents
     "speech": ("name", "num_train", "num_val", "seed", "sample_rate", "audio_seconds", "voices", "variants",
                "held_out_voices", "rate_range", "pitch_range", "peak"),
+    "moving_fashion_mnist": ("name", "root", "num_train", "num_val", "seed", "image_size", "channels"),
 }
 
 
@@ -56,6 +58,8 @@ def check_source(data_cfg: Any, media: list[str] | tuple[str, ...] = ()) -> None
         held = " and ".join(("captions", *SOURCE_MEDIA[data_cfg.name]))
         raise ConfigError(f"data={data_cfg.name} holds {held} only, but the modality asks for {missing}; use "
                           f"modality=image or modality=text with it, or data=synthetic")
+    from unimodal.data.video_sources import check_video_source
+    check_video_source(data_cfg, media)
     if data_cfg.name == "synthetic" and int(data_cfg.get("channels", 3)) != 3:   # run configs older than the key
         raise ConfigError(f"data.channels={data_cfg.channels}: the synthetic world renders RGB; use 3")
 
@@ -116,10 +120,16 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         raise ConfigError(f"unknown split {unknown[0]!r}; choose one of {SPLITS}")
     if data_cfg.name == "synthetic":
         world = make_world(data_cfg)
+        from unimodal.data.video_sources import clips_enabled, synthetic_clips
+        if clips_enabled(data_cfg):  # modality=video: clips whose captions say how the objects move
+            return {split: synthetic_clips(world, data_cfg, split) for split in splits}
         return {split: SceneSamples(world, synthetic_scenes(world, data_cfg, split)) for split in splits}
     if data_cfg.name == "fashion_mnist":
         from unimodal.data.images import load_fashion_mnist
         return {split: load_fashion_mnist(data_cfg, split) for split in splits}
+    if data_cfg.name == "moving_fashion_mnist":
+        from unimodal.data.moving_fashion import load_moving_fashion_mnist
+        return dict(load_moving_fashion_mnist(data_cfg, splits))
     if data_cfg.name == "clipart":
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
@@ -127,6 +137,10 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         from unimodal.data.speech import load_speech
         return dict(load_speech(data_cfg, splits))
     from unimodal.data.folder import load_folder
+    from unimodal.data.video_sources import clips_enabled
+    if clips_enabled(data_cfg):  # modality=video: video files, frames sampled uniformly
+        from unimodal.data.video_folder import load_video_folder
+        return dict(load_video_folder(data_cfg, splits))
     return dict(load_folder(data_cfg, splits))
 
 
@@ -144,6 +158,8 @@ def data_fingerprint(data_cfg: Any) -> str:
     check_source(data_cfg)
     values = OmegaConf.to_container(data_cfg, resolve=True)
     chosen = {key: values.get(key) for key in FINGERPRINT_KEYS[data_cfg.name]}
+    if values.get("video_frames"):  # clips: other captions and media (absent otherwise: still data keeps its hash)
+        chosen["video_frames"] = values["video_frames"]
     if data_cfg.name == "folder":
         from unimodal.data.folder import folder_signature
         chosen["contents"] = folder_signature(data_cfg)

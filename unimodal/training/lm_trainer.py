@@ -28,7 +28,7 @@ from unimodal.vocab import Vocabulary
 
 def make_codec(vocab: Vocabulary, shapes: dict[str, Any], audio_layout: str) -> SequenceCodec:
     return SequenceCodec(vocab, image_grid=shapes.get("image_grid"), audio_frames=shapes.get("audio_frames"),
-                         audio_layout=audio_layout)
+                         audio_layout=audio_layout, video_grid=shapes.get("video_grid"))
 
 
 def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],

@@ -19,6 +19,7 @@ from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenize
 from unimodal.vocab import Vocabulary
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
+VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
 RUN_FILE = "run.json"
 
 
@@ -126,6 +127,8 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                 # Real image sets are in memory already: all of their train split, not only TOKENIZER_SAMPLES.
                 synthetic = cfg.data.name == "synthetic"
                 count = min(len(train_split), TOKENIZER_SAMPLES) if synthetic else len(train_split)
+                if modality == "video":  # clips are T frames each: cap them so that they fit in memory
+                    count = min(count, VIDEO_TOKENIZER_SAMPLES)
                 metrics = fit_tokenizer(tokenizer, train_split.media(modality, 0, count), held_out, tok_cfg.train,
                                         trainer_kwargs(cfg.trainer), progress=cfg.progress, seed=cfg.seed,
                                         desc=modality)
@@ -169,6 +172,8 @@ def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dic
     if "audio" in tokenizers:
         samples = round(data_cfg.sample_rate * data_cfg.audio_seconds)
         shapes["audio_frames"] = int(tokenizers["audio"].frames(samples))
+    if "video" in tokenizers:
+        shapes["video_grid"] = list(tokenizers["video"].grid_shape)
     return shapes
 
 
@@ -229,7 +234,9 @@ def train(cfg: DictConfig) -> Path | None:
     if cfg.stage.train_instruct:
         fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
     prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
-    command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output=image'
+    first = "video" if media == ["video"] else "image"
+    prompt = "a red circle moves left" if first == "video" and cfg.data.name == "synthetic" else prompt
+    command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output={first}'
     _say("")
     _say(f"run folder:   {run_dir.resolve()}")
     _say(f"  model:      {(run_dir / 'lm').resolve()}")
