@@ -78,3 +78,33 @@ def test_missing_or_corrupt_weights_are_one_line_errors_naming_the_path(tmp_path
 
 def test_without_weights_the_report_says_the_standard_fid_was_skipped():
     assert "Standard FID skipped" in "\n".join(report_lines({"skipped": "no inception="}))
+
+
+def test_real_run_report_and_metrics_include_the_standard_fid(weights, tmp_path, monkeypatch, one_thread):
+    """evaluate.py run=<dir> inception=<file> on a Fashion-MNIST run, with the LM's generation and the
+    classifier FD stubbed (their own tests cover them): the FID lands in metrics.json and report.md."""
+    from pathlib import Path
+
+    from unimodal.config import compose
+    from unimodal.eval import realrun
+    from unimodal.eval.harness import parse_options
+
+    cfg = compose(["data=fashion_mnist", "data.num_train=64", "data.num_test=8"])
+    if not Path(cfg.data.root).is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    monkeypatch.setattr(realrun, "generate_images", lambda pipe, captions, *a, **k: _images(2, len(captions))
+                        .repeat(8, axis=1).repeat(8, axis=2)[:, :32, :32])
+    monkeypatch.setattr(realrun, "_fd_features", lambda options, steps: None)
+    options = parse_options(["run=fake", "samples=4", "judge_steps=1", "progress=false", "device=cpu",
+                             f"inception={weights}"])
+    realrun.evaluate_real_run(options, "fake", None, cfg, tmp_path)
+    recorded = json.loads((tmp_path / "metrics.json").read_text())["fid_inception"]
+    assert recorded["generated_vs_real"] > 0 and recorded["samples"] == 4 and recorded["weights"] == str(weights)
+    assert "## FID (Inception-v3 pool features, torch-fidelity)" in (tmp_path / "report.md").read_text()
+    options = parse_options(["run=fake", "samples=4", "judge_steps=1", "progress=false", "device=cpu"])
+    realrun.evaluate_real_run(options, "fake", None, cfg, tmp_path)
+    assert "skipped" in json.loads((tmp_path / "metrics.json").read_text())["fid_inception"]
+    assert "Standard FID skipped" in (tmp_path / "report.md").read_text()
+    with pytest.raises(UnimodalError, match="absent.pth"):   # before anything is generated
+        realrun.evaluate_real_run(parse_options(["run=fake", f"inception={tmp_path}/absent.pth"]), "fake", None,
+                                  cfg, tmp_path)

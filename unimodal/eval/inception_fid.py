@@ -74,24 +74,30 @@ def fid(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def standard_fid(generated: np.ndarray, real: np.ndarray, weights: str | Path, device: str = "cpu",
-                 batch_size: int = 32, progress: bool = True, floor: bool = True) -> dict[str, Any]:
-    """FID of generated vs real images and, with ``floor``, of one half of the real images vs the other (the
-    floor at this sample size: FID is biased upwards for few samples)."""
-    model = load_inception(weights, device)
+                 batch_size: int = 32, progress: bool = True, model: Any = None) -> dict[str, Any]:
+    """FID of generated vs real images, and of one half of the real images vs the other (the floor at this
+    sample size: FID is biased upwards for few samples). ``model``: the network already loaded from ``weights``."""
+    model = model if model is not None else load_inception(weights, device)
     real_features = inception_features(model, real, batch_size, progress, "inception (real)")
     generated_features = inception_features(model, generated, batch_size, progress, "inception (generated)")
     half = len(real_features) // 2
     return {"generated_vs_real": fid(generated_features, real_features),
-            "real_half_vs_half": fid(real_features[:half], real_features[half:]) if floor and half > 1 else None,
+            "real_half_vs_half": fid(real_features[:half], real_features[half:]) if half > 1 else None,
             "samples": len(generated), "weights": str(weights)}
 
 
-def fid_entry(options: dict[str, Any], generated: np.ndarray, real: np.ndarray, device: str) -> dict[str, Any]:
+def load_option(options: dict[str, Any], device: str) -> Any:
+    """The network named by ``inception=``, loaded before anything is generated (a bad file fails at once), or
+    None where no file was given."""
+    return load_inception(options["inception"], device) if options.get("inception") else None
+
+
+def fid_entry(options: dict[str, Any], model: Any, generated: np.ndarray, real: np.ndarray) -> dict[str, Any]:
     """What ``metrics.json`` records under ``fid_inception``: the scores, or why they were skipped."""
-    if not options.get("inception"):
+    if model is None:
         return {"skipped": "no inception=<weights file> given (it is never downloaded)"}
-    return standard_fid(generated, real, options["inception"], device, min(options["batch_size"], 32),
-                        options["progress"])
+    return standard_fid(generated, real, options["inception"], batch_size=min(options["batch_size"], 32),
+                        progress=options["progress"], model=model)
 
 
 def report_lines(entry: dict[str, Any] | None) -> list[str]:
