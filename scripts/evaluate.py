@@ -17,7 +17,8 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  cfg_scale=3.0  directions=[text->image,...]
   Runs on real images (data=clipart|fashion_mnist|folder): text->image on test captions, judged by a CLIP-style
   score (a small contrastive model trained here on the dataset's captions) and an FD on Fashion-MNIST
-  classifier features; judge_steps=400 (training steps of each judge).
+  classifier features; judge_steps=400 (training steps of each judge). inception=<file>: also the standard FID
+  (torch-fidelity's Inception-v3, weights pt_inception-2015-12-05-6726825d.pth from a local file; never downloaded).
   compare=: one table and one figure of several runs (runs without <run>/eval/metrics.json are scored first;
   reuse=false scores all again); out=<dir> (default runs/compare-<time>).
 

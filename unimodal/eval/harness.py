@@ -17,7 +17,8 @@ from unimodal.errors import ConfigError, UnimodalError
 
 OPTIONS: dict[str, Any] = {"run": None, "compare": None, "out": None, "samples": 100, "lm_samples": 100,
                            "vqa_scenes": 100, "batch_size": 64, "seed": 0, "cfg_scale": 3.0, "directions": None,
-                           "progress": True, "device": "auto", "reuse": True, "judge_steps": 400}
+                           "progress": True, "device": "auto", "reuse": True, "judge_steps": 400,
+                           "inception": None}   # real-image runs: Inception-v3 FID weights file (standard FID)
 _INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "judge_steps")
 _FLAGS = ("progress", "reuse")
 METRICS_FILE = "metrics.json"

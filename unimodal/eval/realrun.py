@@ -54,6 +54,8 @@ def _fd_features(options: dict[str, Any], steps: int) -> tuple[Any, float] | Non
 def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, out: Path) -> dict[str, Any]:
     from unimodal.data.sources import load_images
     from unimodal.eval import figures
+    from unimodal.eval.harness import _device
+    from unimodal.eval.inception_fid import KEY, fid_entry, load_option
     from unimodal.eval.realdata import (
         clip_score,
         features,
@@ -63,6 +65,7 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
     )
 
     started = time.perf_counter()
+    inception = load_option(options, _device(options["device"]))
     steps = options["judge_steps"]
     train, test = load_images(cfg.data, "train"), load_images(cfg.data, "test")
     count = min(options["samples"], len(test))
@@ -90,6 +93,7 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
             "generated_vs_real": frechet_distance(features(model, generated), real),
             "real_half_vs_half": frechet_distance(real[:half], real[half:]) if half > 1 else None,
             "classifier_test_accuracy": accuracy}
+    metrics[KEY] = fid_entry(options, inception, generated, test.images)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     examples = [{"split": "test", "prompt": c, "hit": None, "media": im}
                 for c, im in zip(test.captions[:16], generated[:16], strict=True)]
@@ -101,12 +105,15 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
 
 
 def write_real_report(metrics: dict[str, Any], path: Path) -> None:
+    from unimodal.eval.inception_fid import KEY, report_lines
+
     clip = metrics["clip_style"]
     lines = [f"# Evaluation of `{metrics['run']}` (data={metrics['data']})", "",
              f"{metrics['date']}; text->image on {metrics['samples']} test captions, seed {metrics['seed']}, "
              f"cfg_scale {metrics['cfg_scale']}; {metrics['seconds']:.0f} s. No exact analyzer exists for real "
              "images, and no pretrained CLIP or Inception network can be downloaded here, so both judges below are "
-             f"small CNNs trained for {metrics['judge_steps']} steps by this command.", "",
+             f"small CNNs trained for {metrics['judge_steps']} steps by this command (the standard FID, at the end, "
+             "needs Inception weights given as a file).", "",
              "## CLIP-style score (a contrastive model trained on this dataset's own captions)", "",
              "| images | score |", "|---|---|",
              f"| generated, with their prompts | {clip['generated']:.1f} |",
@@ -126,5 +133,6 @@ def write_real_report(metrics: dict[str, Any], path: Path) -> None:
                   "layer."]
     else:
         lines += ["", "FD skipped: Fashion-MNIST is not installed (`sudo apt-get install dataset-fashion-mnist`)."]
+    lines += report_lines(metrics.get(KEY))
     lines += ["", "![test captions over generated images](grid.png)"]
     path.write_text("\n".join(lines) + "\n")
