@@ -34,6 +34,9 @@ def load_inception(path: str | Path, device: str = "cpu") -> Any:
         raise UnimodalError(f"inception={path}: no such file (give the local Inception-v3 FID weights, "
                             "pt_inception-2015-12-05-6726825d.pth, or leave inception= out to skip the standard FID)")
     try:
+        # torch-fidelity unpickles with weights_only=False; reading it first with weights_only=True refuses a file
+        # whose pickle would run code, so only plain tensors ever reach that call.
+        torch.load(file, map_location="cpu", weights_only=True)
         model = FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE], feature_extractor_weights_path=str(file))
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, KeyError, TypeError,
             AttributeError, ValueError) as err:
