@@ -70,3 +70,14 @@ def test_evaluate_a_video_run(video_run, tmp_path, one_thread):  # noqa: F811
     assert "## text->video" in report and "| motion |" in report and "frames.png" in report
     assert json.loads((out / "metrics.json").read_text())["codebook_usage"]["video"]["size"] > 0
     assert np.isfinite(metrics["lm_bits_per_token"]["held_out"]["video"])
+
+
+def test_evaluate_a_video_tokenizer(video_run, tmp_path, one_thread):  # noqa: F811
+    from unimodal.eval.evaluate_cli import evaluate_tokenizer
+
+    out = tmp_path / "tok"
+    metrics = evaluate_tokenizer(["task=tokenizer", f"tokenizer={video_run}/tokenizers/video", f"out={out}",
+                                  "num_images=3", "progress=false"])
+    assert len(metrics["psnr_per_frame"]) == 9 and metrics["tokens_per_clip"] == 192
+    assert 0 < metrics["codebook_usage"] <= 1 and metrics["eval_clips"] == 3
+    assert (out / "frames.png").is_file() and "![frames](frames.png)" in (out / "card.md").read_text()
