@@ -12,7 +12,7 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
 
   run=: scores every direction of a run trained on data=synthetic with the world's exact analyzers, on scenes
   of seen and of held-out colour-shape combinations; writes report.md, metrics.json and PNG figures into
-  <run>/eval (or out=<dir>).
+  <run>/eval (or out=<dir>). modality=video runs: text->video and video->text on clips, by the motion analyzer.
   samples=100 (scenes per split and direction)  lm_samples=100 (scenes per split for bits per token; 0 = off)
   vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  cfg_scale=3.0  directions=[text->image,...]
   Runs on real images (data=clipart|fashion_mnist|folder): text->image on test captions, judged by a CLIP-style
@@ -24,7 +24,8 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
 
   task=tokenizer: measures an image tokenizer (PSNR, SSIM, codebook usage, perplexity, tokens and bits per image)
   and writes metrics.json, card.md and reconstructions.png into its folder (or out=<dir>); an audio codec:
-  STOI, PESQ, SI-SNR, mel distance, usage per level, tokens/s, bitrate, spectrograms.png and samples/.
+  STOI, PESQ, SI-SNR, mel distance, usage per level, tokens/s, bitrate, spectrograms.png and samples/; a video
+  tokenizer: PSNR (mean and per frame), temporal error, codebook usage, tokens per clip and frames.png.
   data=<name>      default: the data recorded in the tokenizer's metrics.json, else synthetic
   data.<key>=...   any data config key, e.g. data.num_val=100
   num_images=N     first N images (or clips) of the split (default: all)   grid=8 (images in the PNG; 0 = none)

@@ -21,7 +21,7 @@ from unimodal.eval.suite import SPLITS, EvalScene, categories
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment
 
-SCORED = ("text", "image", "audio")  # modalities with an exact analyzer; video gets one with its modality
+SCORED = ("text", "image", "audio", "video")  # modalities with an exact analyzer (video: unimodal.eval.video_suite)
 KEEP_MEDIA = 24  # generated media kept per split for the report's figures
 
 
@@ -95,8 +95,11 @@ def pipeline_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 
 
 
 def score_direction(produce: Producer, world: Any, direction: str, scenes: list[EvalScene], batch_size: int = 64,
-                    sample_rate: int = 16000, progress: bool = True) -> DirectionResult:
-    """Generate ``direction`` for every scene (``batch_size`` scenes per call) and score it per split."""
+                    sample_rate: int = 16000, progress: bool = True, read: Callable[[Any, str], list] | None = None,
+                    judge: Callable[[list, list], dict[str, tuple[int, int]]] = categories) -> DirectionResult:
+    """Generate ``direction`` for every scene (``batch_size`` scenes per call) and score it per split.
+
+    ``read`` (generation, target modality) and ``judge`` default to the still world's; clips pass their own."""
     target = direction.partition("->")[2]
     result = DirectionResult(direction, {split: {} for split in SPLITS if any(s.split == split for s in scenes)})
     kept = dict.fromkeys(SPLITS, 0)
@@ -104,8 +107,8 @@ def score_direction(produce: Producer, world: Any, direction: str, scenes: list[
     for start in range(0, len(scenes), batch_size):
         chunk = scenes[start:start + batch_size]
         for item, generation in zip(chunk, produce(chunk, start), strict=True):
-            found = read_output(generation, target, sample_rate)
-            cats = categories(item.want, found)
+            found = read(generation, target) if read else read_output(generation, target, sample_rate)
+            cats = judge(item.want, found)
             for name, (hits, total) in cats.items():
                 score = result.scores[item.split].setdefault(name, Score(name))
                 score.hits += hits
@@ -116,7 +119,7 @@ def score_direction(produce: Producer, world: Any, direction: str, scenes: list[
             media = None
             if kept[item.split] < KEEP_MEDIA:
                 kept[item.split] += 1
-                media = (generation.images or generation.audio or [generation.text])[0]
+                media = (generation.images or generation.audio or generation.videos or [generation.text])[0]
             result.examples.append({"split": item.split, "prompt": world.caption(item.scene), "want": item.want,
                                     "found": found, "hit": cats["exact"][0] == 1, "media": media})
         bar.update(len(chunk))

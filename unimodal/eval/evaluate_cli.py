@@ -1,7 +1,7 @@
 """What ``scripts/evaluate.py`` does, importable (tests call it without a subprocess).
 
-``task=tokenizer tokenizer=<folder>`` measures an exported image tokenizer on a data split and writes
-``metrics.json``, ``card.md`` and ``reconstructions.png`` into the folder (or ``out=<dir>``).
+``task=tokenizer tokenizer=<folder>`` measures an exported image, audio or video tokenizer on a data split
+and writes ``metrics.json``, ``card.md`` and figures into the folder (or ``out=<dir>``).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def load_image_tokenizer(path: str | None) -> Any:
         tokenizer = load_tokenizer(folder)
     except (TokenizerLoadError, SafetensorError, OSError, ValueError, KeyError) as err:
         raise UnimodalError(f"tokenizer={path}: not a loadable tokenizer ({str(err).splitlines()[0]})") from None
-    if tokenizer.modality not in ("image", "audio"):
+    if tokenizer.modality not in ("image", "audio", "video"):
         raise UnimodalError(f"tokenizer={path} holds a {tokenizer.modality} tokenizer; task=tokenizer measures "
-                            f"image and audio tokenizers")
+                            f"image, audio and video tokenizers")
     return tokenizer
 
 
@@ -90,6 +90,11 @@ def data_config(folder: Path, tokenizer: Any, data_overrides: list[str]) -> Any:
     audio = getattr(tokenizer, "modality", None) == "audio"
     if audio and not any(o.startswith("data.sample_rate=") for o in overrides):
         overrides.append(f"data.sample_rate={int(tokenizer.sample_rate)}")   # clips at the codec's own rate
+    video = getattr(tokenizer, "modality", None) == "video"
+    if video:  # modality=video turns the data's clips on; clips as long as the tokenizer's unless given
+        overrides.insert(0, "modality=video")
+        if not any(o.startswith("data.video_frames=") for o in overrides):
+            overrides.append(f"data.video_frames={int(tokenizer.num_frames)}")
     return compose(overrides).data
 
 
@@ -108,6 +113,9 @@ def evaluate_tokenizer(overrides: list[str]) -> dict[str, Any]:
     if tokenizer.modality == "audio":
         from unimodal.eval.evaluate_audio import evaluate_audio
         return evaluate_audio(tokenizer, folder, data_cfg, options)
+    if tokenizer.modality == "video":
+        from unimodal.eval.evaluate_video import evaluate_video
+        return evaluate_video(tokenizer, folder, data_cfg, options)
     load_images = getattr(sources, "load_images", None)
     if load_images is None:
         raise UnimodalError("unimodal.data.sources.load_images is missing: this checkout cannot load "

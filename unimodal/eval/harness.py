@@ -116,7 +116,8 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     from unimodal.eval.directions import pipeline_producer, score_direction
     from unimodal.eval.lm_loss import bits_per_token
     from unimodal.eval.report import write_report
-    from unimodal.eval.suite import SPLITS, colour_chance, make_scenes
+    from unimodal.eval.suite import SPLITS, colour_chance
+    from unimodal.eval.video_figures import frame_strip
 
     run = run or options["run"]
     pipe, cfg, world = load_run(run, options["device"])
@@ -130,9 +131,10 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         return evaluate_real_run(options, run, pipe, cfg, out)
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
-    scenes = [s for split in SPLITS for s in make_scenes(world, split, options["samples"], options["seed"])]
-    results = {d: score_direction(pipeline_producer(pipe, world, d, options["cfg_scale"], options["seed"]), world, d,
-                                  scenes, options["batch_size"], pipe.sample_rate, options["progress"])
+    judged, make, read, judge = _footing(pipe, cfg, world)
+    scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
+    results = {d: score_direction(pipeline_producer(pipe, judged, d, options["cfg_scale"], options["seed"]), judged, d,
+                                  scenes, options["batch_size"], pipe.sample_rate, options["progress"], read, judge)
                for d in chosen}
     metrics: dict[str, Any] = {
         "run": str(run), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "samples_per_split": options["samples"],
@@ -142,8 +144,8 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         "held_out_combinations": sorted(f"{c} {s}" for c, s in world.held_out)}
     if options["lm_samples"]:
         lm_scenes = [s for split in SPLITS
-                     for s in make_scenes(world, split, options["lm_samples"], options["seed"] + 1)]
-        metrics["lm_bits_per_token"] = bits_per_token(pipe, world, lm_scenes, progress=options["progress"])
+                     for s in make(judged, split, options["lm_samples"], options["seed"] + 1)]
+        metrics["lm_bits_per_token"] = bits_per_token(pipe, judged, lm_scenes, progress=options["progress"])
     if options["vqa_scenes"] and _is_instruct(Path(run), cfg):
         metrics["vqa"] = _vqa(pipe, world, options)
     usage = _codebook_usage(results, pipe)
@@ -158,6 +160,9 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     if usage:
         figures.codebook_histograms(usage, out / "codebook_usage.png")
         pictures.append(("codes generated, per media modality", "codebook_usage.png"))
+    if "text->video" in results and frame_strip(results["text->video"].examples, out / "frames.png"):
+        pictures.append(("text->video prompts and frames of the generated clips (green frame: motion right)",
+                         "frames.png"))
     if "text->audio" in results and figures.spectrograms(results["text->audio"].examples, pipe.sample_rate,
                                                           out / "spectrograms.png"):
         pictures.append(("text->audio spectrograms", "spectrograms.png"))
@@ -172,6 +177,17 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         print(f"  {direction:<14} exact: {exact}")
     print(f"wrote {out / 'report.md'}, {out / METRICS_FILE} and {len(pictures)} figures")
     return metrics
+
+
+def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:
+    """What scenes are and how outputs are judged: (world, make scenes, read, judge); clips for video runs."""
+    from unimodal.eval.suite import categories, make_scenes
+
+    if "video" not in pipe.info["media"]:
+        return world, make_scenes, None, categories
+    from unimodal.eval.video_suite import make_clips, motion_categories, motion_world, read_motion
+
+    return motion_world(world, cfg), make_clips, read_motion, motion_categories
 
 
 def _is_instruct(run_dir: Path, cfg: Any) -> bool:

@@ -48,6 +48,10 @@ def _encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch
         chunk = scenes[start:start + batch_size]
         if modality == "image":
             batch = images_to_tensor([world.render_image(s) for s in chunk])
+        elif modality == "video":  # world: a MotionWorld, scenes: its clips
+            from unimodal.data.video_sources import videos_to_tensor
+
+            batch = videos_to_tensor([world.render_video(s) for s in chunk])
         else:
             batch = torch.from_numpy(np.stack([world.render_sound(s) for s in chunk]))
         with torch.no_grad():

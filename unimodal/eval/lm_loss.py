@@ -22,12 +22,13 @@ from unimodal.model.lm import embed_ids
 from unimodal.sequence import MODALITY_CODES
 
 _NAMES = {code: name for name, code in MODALITY_CODES.items()}
+_MEDIA = ("image", "audio", "video")  # video: ``world`` is a MotionWorld and the scenes are its clips
 
 
 def _payloads(pipe: Any, world: Any, scenes: list[EvalScene]) -> list[dict[str, Any]]:
     texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
     media = {m: _encode_media(pipe, world, [s.scene for s in scenes], m)
-             for m in pipe.info["media"] if m in ("image", "audio")}
+             for m in pipe.info["media"] if m in _MEDIA}
     return [{"text": texts[i], **{m: codes[i] for m, codes in media.items()}} for i in range(len(scenes))]
 
 
@@ -35,7 +36,7 @@ def _payloads(pipe: Any, world: Any, scenes: list[EvalScene]) -> list[dict[str, 
 def bits_per_token(pipe: Any, world: Any, scenes: list[EvalScene], batch_size: int = 32,
                    progress: bool = True) -> dict[str, dict[str, float]]:
     """split -> modality -> mean bits per predicted token, over every task of the run."""
-    tasks = [t for t in pipe.info["tasks"] if "->" in t and all(m in ("text", "image", "audio") for m in t.split("->"))]
+    tasks = [t for t in pipe.info["tasks"] if "->" in t and all(m in ("text", *_MEDIA) for m in t.split("->"))]
     payloads = _payloads(pipe, world, scenes)
     sequences = [(scene.split, pipe.codec.encode(task_segments(payload, task)))
                  for scene, payload in zip(scenes, payloads, strict=True) for task in tasks]

@@ -32,6 +32,12 @@ def write_report(metrics: dict[str, Any], pictures: list[tuple[str, str]], path:
              f"colours: an output that never changes scores at most {chance['seen']:.3f} (seen) and "
              f"{chance['held_out']:.3f} (held out) on `colour`. Captions only say \"left of\", so `position` has no "
              "\"above\"."]
+    if any("video" in d for d in metrics["directions"]):
+        lines += ["", "Video directions are scored on clips (same seen / held-out colour-shape split) by the motion "
+                  "analyzer: `object` every object there, `direction` the directions in order, `motion` every object "
+                  "there moving the asked way (`one_object`/`two_objects`: by clip size; `left`..`down`: per object "
+                  "asked to move so), `exact` the whole clip or caption. The colour and position notes above are "
+                  "about still images."]
     for direction, table in metrics["directions"].items():
         lines += ["", f"## {direction}", "", *direction_table(table)]
     if metrics.get("not_scored"):

@@ -26,7 +26,8 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.md"
 METRICS_FILE = "metrics.json"
 # Pictures an evaluation may leave in a tokenizer folder; the card links those present.
-FIGURE_FILES = {"reconstructions.png": "Reconstructions: originals (top row) and the same images decoded from "
+FIGURE_FILES = {"frames.png": "Frame strips: each clip (upper row) over its reconstruction (lower row).",
+                "reconstructions.png": "Reconstructions: originals (top row) and the same images decoded from "
                                        "their codes (bottom row).",
                 "spectrograms.png": "Log-mel spectrograms of held-out clips (top row) and of their reconstructions "
                                     "(bottom row); the WAV pairs are in samples/."}
