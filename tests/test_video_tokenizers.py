@@ -16,7 +16,19 @@ TINY_IMAGE = {"kind": "grid2d", "block_channels": [8, 16, 16], "norm_groups": 4,
 
 def tiny_causal(**options) -> Causal3DVideoTokenizer:
     torch.manual_seed(0)
+    options.setdefault("inflate_init", False)  # every time tap non-zero: causality is a property of the layout
     return Causal3DVideoTokenizer(num_frames=9, block_channels=[8, 16, 16], norm_groups=4, **options).eval()
+
+
+def test_inflated_init_starts_as_a_key_frame_autoencoder(one_thread):
+    tokenizer = tiny_causal(inflate_init=True)
+    clips = torch.rand(1, 9, 3, 32, 32)
+    latents = tokenizer.encode_latents(clips)
+    for t in range(9):
+        changed = clips.clone()
+        changed[:, t] = torch.rand(1, 3, 32, 32)
+        # code frame k starts from frame 4k alone; the other frames reach it once the time taps have learned
+        assert torch.equal(tokenizer.encode_latents(changed), latents) == (t % 4 != 0), t
 
 
 def test_causal3d_shapes_and_padding(one_thread):

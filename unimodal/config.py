@@ -118,6 +118,7 @@ class VideoTokenizerConfig:
     quantizer: dict[str, Any] = field(default_factory=dict)   # causal3d: fsq, lfq, ...
     l1_weight: float = 1.0                     # causal3d
     l2_weight: float = 1.0                     # causal3d
+    inflate_init: bool = True                  # causal3d: convs start per-frame (past time taps 0)
     sample_frames: int = 3                     # framewise: frames sampled uniformly from a clip
     image: Any = None                          # framewise: the image tokenizer config (${tokenizer.image})
     train: TrainBudget = field(default_factory=TrainBudget)

@@ -30,6 +30,18 @@ class CausalConv3d(nn.Module):
         return self.conv(x)
 
 
+def inflate_time_kernels(module: nn.Module) -> None:
+    """Start every causal conv as a per-frame 2-D conv: past time taps 0, the current tap scaled by
+    ``sqrt(kernel_t)`` to keep the default init's output scale. The model then starts as a key-frame
+    autoencoder (each code frame sees its group's last frame, the decoder repeats it), which learns as fast as an
+    image tokenizer, and the past taps learn the motion (MAGVIT-v2's causal inflation, without a 2-D model)."""
+    with torch.no_grad():
+        for conv in module.modules():
+            if isinstance(conv, CausalConv3d) and conv.time_pad:
+                conv.conv.weight[:, :, :-1] = 0.0
+                conv.conv.weight[:, :, -1] *= (conv.time_pad + 1) ** 0.5
+
+
 class FrameNorm(nn.GroupNorm):
     """GroupNorm over each frame alone: a norm over time would let later frames shift earlier outputs."""
 

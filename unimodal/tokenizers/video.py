@@ -10,6 +10,7 @@ grid); ``decode`` gives ``[B, t', C, H, W]`` frames, played at ``frame_rate`` fr
   Time is compressed ``2 ** temporal_downsample`` times after the first frame, which is encoded alone, so
   ``T = 1 + 4k`` frames give ``1 + k`` code frames, and the codes of a code frame never depend on later
   frames. Clips of other lengths are padded at the end with their last frame and trimmed after decoding.
+  With ``inflate_init`` (default) its convs start as per-frame 2-D convs (:func:`.causal3d.inflate_time_kernels`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from unimodal.errors import ConfigError
 from unimodal.tokenizers.base import ModalityTokenizer, register, registered_kind
-from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder
+from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
 
@@ -152,7 +153,7 @@ class Causal3DVideoTokenizer(nn.Module, VideoTokenizer):
                  block_channels: list[int] | tuple[int, ...] = (16, 32, 32), layers_per_block: int = 1,
                  temporal_downsample: int = 2, latent_dim: int = 3, norm_groups: int = 8,
                  quantizer: dict[str, Any] | None = None, fps: float = 8.0, l1_weight: float = 1.0,
-                 l2_weight: float = 1.0) -> None:
+                 l2_weight: float = 1.0, inflate_init: bool = True) -> None:
         super().__init__()
         block_channels = [int(c) for c in block_channels]
         quantizer = copy.deepcopy(dict(DEFAULT_QUANTIZER if quantizer is None else quantizer))
@@ -173,7 +174,8 @@ class Causal3DVideoTokenizer(nn.Module, VideoTokenizer):
                         "block_channels": block_channels, "layers_per_block": int(layers_per_block),
                         "temporal_downsample": int(temporal_downsample), "latent_dim": int(latent_dim),
                         "norm_groups": int(norm_groups), "quantizer": quantizer, "fps": float(fps),
-                        "l1_weight": float(l1_weight), "l2_weight": float(l2_weight)}
+                        "l1_weight": float(l1_weight), "l2_weight": float(l2_weight),
+                        "inflate_init": bool(inflate_init)}
         json.dumps(self._config)
         self.num_frames, self.image_size, self.channels = int(num_frames), int(image_size), int(channels)
         self.fps, self.l1_weight, self.l2_weight = float(fps), float(l1_weight), float(l2_weight)
@@ -182,6 +184,8 @@ class Causal3DVideoTokenizer(nn.Module, VideoTokenizer):
         args = (self.channels, block_channels, int(layers_per_block), int(latent_dim), int(temporal_downsample),
                 int(norm_groups))
         self.encoder, self.decoder = CausalEncoder(*args), CausalDecoder(*args)
+        if inflate_init:
+            inflate_time_kernels(self)
         options = {k: v for k, v in quantizer.items() if k != "kind"}
         self.quantizer: Quantizer = build_quantizer(quantizer["kind"], int(latent_dim), **options)
 
