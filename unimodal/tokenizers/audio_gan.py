@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unimodal.errors import ConfigError
-from unimodal.tokenizers.losses import AdversarialLoss, hinge_discriminator_loss
+from unimodal.tokenizers.losses import AdversarialLoss, adversarial_enabled, hinge_discriminator_loss
 
 
 class STFTDiscriminator(nn.Module):
@@ -106,14 +105,7 @@ class AudioAdversarialLoss(AdversarialLoss):
 def build_audio_adversarial(options: Any, key: str = "tokenizer.audio.train.adversarial"
                             ) -> AudioAdversarialLoss | None:
     """From ``train.adversarial`` (weight, start_step, ramp_steps, channels, layers); None when it is off."""
-    if options is None or float(options.weight) == 0.0:
+    if not adversarial_enabled(options, key):
         return None
-    checks = {"weight": float(options.weight) > 0, "start_step": int(options.start_step) >= 0,
-              "ramp_steps": int(options.ramp_steps) >= 0, "channels": int(options.channels) >= 1,
-              "layers": int(options.layers) >= 1}
-    for name, ok in checks.items():
-        if not ok:
-            raise ConfigError(f"{key}.{name}={getattr(options, name)} is out of range "
-                              f"(weight >= 0 with 0 = off, start_step/ramp_steps >= 0, channels/layers >= 1)")
     return AudioAdversarialLoss(float(options.weight), int(options.start_step), int(options.ramp_steps),
                                 int(options.channels), int(options.layers))

@@ -100,10 +100,10 @@ class AdversarialLoss(nn.Module):
                       "d_fake": float(fake.detach().mean())}
 
 
-def build_adversarial(options: Any, in_channels: int, key: str = "train.adversarial") -> AdversarialLoss | None:
-    """``AdversarialLoss`` from a config node (``weight``, ``start_step``, ...), or None when it is off."""
+def adversarial_enabled(options: Any, key: str) -> bool:
+    """Whether an ``adversarial`` config node turns the discriminator on; out-of-range values name ``key``."""
     if options is None or float(options.weight) == 0.0:
-        return None
+        return False
     checks = {"weight": float(options.weight) > 0, "start_step": int(options.start_step) >= 0,
               "ramp_steps": int(options.ramp_steps) >= 0, "channels": int(options.channels) >= 1,
               "layers": int(options.layers) >= 1}
@@ -111,6 +111,13 @@ def build_adversarial(options: Any, in_channels: int, key: str = "train.adversar
         if not ok:
             raise ConfigError(f"{key}.{name}={getattr(options, name)} is out of range "
                               f"(weight >= 0 with 0 = off, start_step/ramp_steps >= 0, channels/layers >= 1)")
+    return True
+
+
+def build_adversarial(options: Any, in_channels: int, key: str = "train.adversarial") -> AdversarialLoss | None:
+    """``AdversarialLoss`` from a config node (``weight``, ``start_step``, ...), or None when it is off."""
+    if not adversarial_enabled(options, key):
+        return None
     return AdversarialLoss(in_channels, float(options.weight), int(options.start_step), int(options.ramp_steps),
                            int(options.channels), int(options.layers))
 
