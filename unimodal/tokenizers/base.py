@@ -12,6 +12,7 @@ language model checkpoint or a token shard can refuse a tokenizer it was not bui
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -129,6 +130,20 @@ class ModalityTokenizer(ABC):
             (directory / name).unlink(missing_ok=True)
         write_report(self, directory, dict(metrics or {}))
         return directory
+
+
+class ModuleWeights:
+    """Persistence of an ``nn.Module`` tokenizer that keeps its constructor arguments in ``_config``: the config
+    as given, every tensor of ``state_dict`` as its weights. Listed before the ``nn.Module`` base."""
+
+    def get_config(self) -> dict[str, Any]:
+        return copy.deepcopy(self._config)
+
+    def state_dict_for_save(self) -> dict[str, torch.Tensor]:
+        return dict(self.state_dict())
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(state, strict=True)
 
 
 def write_report(tokenizer: ModalityTokenizer, directory: Path, metrics: dict[str, Any]) -> None:

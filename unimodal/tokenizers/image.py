@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unimodal.tokenizers.base import ModalityTokenizer, register
+from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register
 from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
 
@@ -44,7 +44,7 @@ def _build_encoder_decoder(channels: int, block_channels: list[int], layers_per_
 
 
 @register
-class GridImageTokenizer(nn.Module, ModalityTokenizer):
+class GridImageTokenizer(ModuleWeights, nn.Module, ModalityTokenizer):
     """Conv autoencoder + quantizer over a 2-D latent grid."""
 
     modality = "image"
@@ -162,16 +162,6 @@ class GridImageTokenizer(nn.Module, ModalityTokenizer):
             raise ValueError(f"expected codes {layout}, got {tuple(codes.shape)}")
         latents = self.quantizer.codes_to_latents(codes.to(next(self.parameters()).device))
         return ((self.decode_latents(latents) + 1.0) / 2.0).clamp(0.0, 1.0)
-
-    # --- persistence -------------------------------------------------------------------
-    def get_config(self) -> dict[str, Any]:
-        return copy.deepcopy(self._config)
-
-    def state_dict_for_save(self) -> dict[str, Tensor]:
-        return dict(self.state_dict())
-
-    def load_weights(self, state: dict[str, Tensor]) -> None:
-        self.load_state_dict(state, strict=True)
 
     # --- training hooks ----------------------------------------------------------------
     def training_loss(self, images: Tensor) -> tuple[Tensor, dict[str, float]]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from unimodal.errors import ConfigError
-from unimodal.tokenizers.base import ModalityTokenizer, register, registered_kind
+from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register, registered_kind
 from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
@@ -72,7 +72,7 @@ class VideoTokenizer(ModalityTokenizer):
 
 
 @register
-class FramewiseVideoTokenizer(nn.Module, VideoTokenizer):
+class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
     kind = "framewise"
 
     def __init__(self, image: dict[str, Any], num_frames: int = 9, sample_frames: int = 9, fps: float = 8.0) -> None:
@@ -135,18 +135,10 @@ class FramewiseVideoTokenizer(nn.Module, VideoTokenizer):
     def training_loss(self, videos: Tensor) -> tuple[Tensor, dict[str, float]]:
         return self.image.training_loss(self._frames(videos))
 
-    def get_config(self) -> dict[str, Any]:
-        return copy.deepcopy(self._config)
-
-    def state_dict_for_save(self) -> dict[str, Tensor]:
-        return dict(self.state_dict())
-
-    def load_weights(self, state: dict[str, Tensor]) -> None:
-        self.load_state_dict(state, strict=True)
 
 
 @register
-class Causal3DVideoTokenizer(nn.Module, VideoTokenizer):
+class Causal3DVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
     kind = "causal3d"
 
     def __init__(self, num_frames: int = 9, image_size: int = 32, channels: int = 3,
@@ -248,11 +240,3 @@ class Causal3DVideoTokenizer(nn.Module, VideoTokenizer):
         reconstruction, quant = self(videos)
         return reconstruction_loss(videos, reconstruction, quant.aux_loss, self.l1_weight, self.l2_weight)
 
-    def get_config(self) -> dict[str, Any]:
-        return copy.deepcopy(self._config)
-
-    def state_dict_for_save(self) -> dict[str, Tensor]:
-        return dict(self.state_dict())
-
-    def load_weights(self, state: dict[str, Tensor]) -> None:
-        self.load_state_dict(state, strict=True)
