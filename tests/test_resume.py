@@ -159,3 +159,41 @@ def test_instruct_length_buckets_resume_mid_epoch_and_across_epochs():
     assert list(second) == passes[1]
     with pytest.raises(ConfigError, match="lm.batch_size"):
         LengthBuckets(lambda i: i, 40, 5, seed=2, window=2).load_state_dict(first.state_dict())
+
+
+def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_path):
+    from unimodal.errors import UnimodalError
+    from unimodal.training.resume import run_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from unimodal.training.resume import run_lock\n"
+         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)\n", str(tmp_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UnimodalError, match=f"in use by another training process \\(pid {holder.pid}\\)"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the kernel drops a dead holder's lock: no stale lock to clear
+        holder.wait()
+    with run_lock(tmp_path):
+        with pytest.raises(UnimodalError, match=f"pid {os.getpid()}"):
+            with run_lock(tmp_path):
+                pass
+    with run_lock(tmp_path):  # released on exit
+        pass
+
+
+def test_run_metrics_survive_rows_longer_than_their_header(tmp_path, capsys):
+    from unimodal.training.resume import keep_history, write_run_metrics
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # Rows appended under a shorter header (two writers on one file) once crashed the run after training.
+    (logs / "metrics.csv").write_text("step,train/loss\n1,2.0\n2,1.5,0.9\n3,1.0\n")
+    keep_history(logs, 3)
+    write_run_metrics(tmp_path)
+    assert "1 rows had more values than its header" in capsys.readouterr().out
+    assert _train_losses(tmp_path / "metrics.csv") == {1: 2.0, 2: 1.5}

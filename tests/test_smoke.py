@@ -91,3 +91,17 @@ def test_checkpoint_with_other_tokenizers_is_refused(smoke_run, tmp_path):
     copy = copy_with_retrained_tokenizer(smoke_run[1], tmp_path / "run", "image")
     with pytest.raises(VocabularyMismatch, match="fingerprint"):
         unimodal.load(copy)
+
+
+def test_resuming_a_finished_run_keeps_its_metrics(smoke_run, capsys):
+    from unimodal.training.run import train
+
+    root, run_dir = smoke_run
+    copy = root / "finished"
+    shutil.copytree(run_dir, copy)
+    before = json.loads((copy / "train_summary.json").read_text())
+    train(compose(smoke_overrides(root, f"run_dir={copy}")))
+    assert "resuming from" in capsys.readouterr().out
+    after = json.loads((copy / "train_summary.json").read_text())
+    assert after["steps"] == before["steps"] and after["train/loss"] == before["train/loss"]
+    assert (copy / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()

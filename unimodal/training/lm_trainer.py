@@ -80,9 +80,12 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     out = run_dir / "lm"
     save_lm(merge_new_rows(model), out)  # align: the new rows merged back into one plain HF model
     vocab.save(out / "vocab.json")  # the checkpoint names the vocabulary it was trained on
-    summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
+    summary_file = run_dir / "train_summary.json"
+    # A resumed run that had already reached max_steps trains nothing and logs nothing: keep its last metrics.
+    previous = json.loads(summary_file.read_text()) if resume and summary_file.is_file() else {}
+    summary = {**previous, "steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
                **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    summary_file.write_text(json.dumps(summary, indent=2))
     write_run_metrics(run_dir)
     print(f"[stage 1] {summary['steps']} steps in {seconds:.0f}s; " +
           ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k), flush=True)

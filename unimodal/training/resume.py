@@ -1,5 +1,5 @@
 """Exact resume of LM training: RNG state in the checkpoint, the checkpoint to resume from, metrics kept across
-resumes.
+resumes, and one training process per run folder.
 
 The rest of the training state needs nothing here: Lightning's checkpoint holds the step count, optimizer
 and LR-scheduler state, and the train loader's position (``ResumableLoader`` in lm_data.py); it is written
@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,48 @@ import lightning as L
 import numpy as np
 import torch
 
+from unimodal.errors import UnimodalError
 from unimodal.training.checkpoint_io import read_meta, recover_checkpoint
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there are not locked
+    fcntl = None
 
 PARTIAL_SUFFIX = ".partial"
 HISTORY_FILE = "history.csv"   # in <run>/logs: rows of the runs before the last resume
+LOCK_FILE = ".lock"            # in <run>: the pid of the training process that holds the folder
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for this process; a second training process on the same folder is refused.
+
+    Two processes on one folder interleave their log rows and overwrite each other's checkpoints (a resume
+    started while the first run is still going). fcntl directly, not the filelock package: the kernel drops
+    the lock when its holder dies, SIGKILL included, and the file can name the holder's pid.
+    """
+    if fcntl is None:
+        yield
+        return
+    handle = (run_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise UnimodalError(f"{run_dir} is in use by another training process (pid {holder}); wait for it to "
+                            f"end, or stop it and rerun with run_dir={run_dir} to resume") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 class RngState(L.Callback):
@@ -101,10 +141,16 @@ def _step(row: dict[str, str]) -> int:
 
 
 def _read(path: Path) -> list[dict[str, str]]:
+    """The rows of a metrics CSV; values beyond its header (rows appended under another header) are dropped."""
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    extra = sum(row.pop(None, None) is not None for row in rows)
+    if extra:
+        print(f"[logs] {path}: {extra} rows had more values than its header; the extra values are dropped",
+              flush=True)
+    return rows
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> None:

@@ -208,31 +208,33 @@ def train(cfg: DictConfig) -> Path | None:
     vocab = build_vocab(tokenizers)
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
-    shapes = media_shapes(tokenizers, cfg.data)
-    info = {
-        "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
-        "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
-        "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, tok in tokenizers.items()},
-    }
-    check_resumable(run_dir, info)
-    for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
-        target = run_dir / "tokenizers" / modality
-        if not (target / "config.json").is_file():
-            shutil.copytree(folder, target, dirs_exist_ok=True)
-    vocab.save(run_dir / "vocab.json")
-    OmegaConf.save(cfg, run_dir / "config.yaml")
-    (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+    from unimodal.training.resume import run_lock
+    with run_lock(run_dir):  # one training process per run folder
+        _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
+        shapes = media_shapes(tokenizers, cfg.data)
+        info = {
+            "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
+            "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
+            "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, tok in tokenizers.items()},
+        }
+        check_resumable(run_dir, info)
+        for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
+            target = run_dir / "tokenizers" / modality
+            if not (target / "config.json").is_file():
+                shutil.copytree(folder, target, dirs_exist_ok=True)
+        vocab.save(run_dir / "vocab.json")
+        OmegaConf.save(cfg, run_dir / "config.yaml")
+        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
-    from unimodal.training.shards_run import prepare_shards
-    sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
+        from unimodal.training.shards_run import prepare_shards
+        sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
-    from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
-    from unimodal.training.lm_trainer import fit_lm
-    if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
-        fit_lm(cfg, vocab, shapes, sets, run_dir)
-    if cfg.stage.train_instruct:
-        fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
+        from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
+        from unimodal.training.lm_trainer import fit_lm
+        if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
+            fit_lm(cfg, vocab, shapes, sets, run_dir)
+        if cfg.stage.train_instruct:
+            fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
     prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
     first = "video" if media == ["video"] else "image"
     prompt = "a red circle moves left" if first == "video" and cfg.data.name == "synthetic" else prompt
