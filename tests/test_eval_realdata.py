@@ -53,3 +53,15 @@ def test_evaluate_run_on_fashion_mnist(tmp_path, one_thread):
     assert set(metrics["clip_style"]) >= {"generated", "real", "retrieval_accuracy"}
     assert metrics["fd_fashion_mnist_classifier"]["generated_vs_real"] >= 0
     assert (run_dir / "eval" / "report.md").is_file() and (run_dir / "eval" / "grid.png").is_file()
+
+
+def test_a_video_run_on_real_data_is_refused_with_its_reason(tmp_path):
+    from types import SimpleNamespace
+
+    from unimodal.errors import DataError
+    from unimodal.eval.realrun import evaluate_real_run
+
+    pipe = SimpleNamespace(info={"media": ["video"], "modality": "video"})
+    cfg = SimpleNamespace(data=SimpleNamespace(name="moving_fashion_mnist"))
+    with pytest.raises(DataError, match="modality=video run on data=moving_fashion_mnist.*motion analyzer"):
+        evaluate_real_run({}, "runs/v", pipe, cfg, tmp_path)
