@@ -120,3 +120,31 @@ def test_relative_dead_code_bar_reseeds_only_rare_codes(one_thread):
             tok._revive_dead_codes(tok.encoder(tok._prepare(tones(1, 80))), 1)
         assert int((book.embed != before).any(dim=1).sum()) == expected
     assert torch.allclose(book.cluster_size[:2], torch.full((2,), (14 * 0.5 + 2 * 0.01) / 16))   # the mean count
+
+
+def test_encodec_pretrained_by_config_is_measured_not_trained(one_thread, tmp_path):
+    from unimodal.config import compose
+    from unimodal.tokenizers.base import load_tokenizer
+    from unimodal.training.run import build_tokenizer, prepare_tokenizers
+
+    model = _encodec_model()
+    path = tmp_path / "encodec_tiny.th"
+    torch.save(model.state_dict(), path)
+    arch = ["data.sample_rate=16000", "tokenizer.audio.filters=4", "tokenizer.audio.ratios=[4,2]",
+            "tokenizer.audio.lstm=1", "tokenizer.audio.num_codebooks=2"]
+    cfg = compose([f"paths.tokenizers_dir={tmp_path / 'tokenizers'}", "modality=audio", "data.num_train=8",
+                   "data.num_val=4", "tokenizer/audio=encodec_pretrained", f"tokenizer.audio.path={path}", *arch])
+    waves = tones(2, 800, seed=5)
+    with torch.no_grad():
+        theirs = model.quantizer.encode(model.encoder(waves[:, None]), 2000, bandwidth=None).transpose(0, 1)[:, :2]
+    assert torch.equal(build_tokenizer("audio", cfg.tokenizer.audio).encode(waves), theirs)
+
+    from unimodal.data.sources import load_samples
+    tokenizer, folder = prepare_tokenizers(cfg, load_samples(cfg.data, ("train", "val")), ["audio"])["audio"]
+    assert folder.name.startswith("audio-encodec_pretrained-")  # named by the file's path, not a training budget
+    saved = load_tokenizer(folder)  # an ordinary encodec folder, the same fingerprint
+    assert saved.kind == "encodec" and saved.fingerprint == tokenizer.fingerprint
+    assert torch.equal(saved.encode(waves), theirs)
+    assert 0 < json.loads((folder / "metrics.json").read_text())["codebook_usage"] <= 1  # measured on held-out
+    with pytest.raises(ConfigError, match="tokenizer.audio.path is not set"):
+        build_tokenizer("audio", compose(["tokenizer/audio=encodec_pretrained"]).tokenizer.audio)

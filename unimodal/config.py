@@ -98,6 +98,9 @@ class AudioTokenizerConfig:
     commitment_weight: float = 1.0
     quantizer_dropout: bool = False
     dead_code_fraction: float | None = None   # re-seed codes used < this x the mean (None: encodec's count < 2)
+    causal: bool = False         # SEANet convs padded on the past side only (the pretrained 24 kHz model's)
+    norm: str = "weight_norm"    # SEANet's norm: weight_norm | time_group_norm | none ...
+    path: str | None = None      # encodec_pretrained: an EnCodec checkpoint file (.th or .safetensors)
     layout: str = "flat"
     train: TrainBudget = field(default_factory=TrainBudget)
 

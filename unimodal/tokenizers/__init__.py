@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from unimodal.tokenizers import audio, hf_text, image, pretrained, qformer, text, video  # noqa: F401
+from unimodal.tokenizers import audio, encodec_checkpoint, hf_text, image, pretrained, qformer, text, video  # noqa: F401
 
 
 def constructor_options(cls: type, options: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -189,6 +190,14 @@ _REGISTRY: dict[str, type[ModalityTokenizer]] = {}
 def register(cls: type[ModalityTokenizer]) -> type[ModalityTokenizer]:
     _REGISTRY[cls.kind] = cls
     return cls
+
+
+def register_as(name: str) -> Callable[[type[ModalityTokenizer]], type[ModalityTokenizer]]:
+    """Register a class under a config name other than its ``kind`` (a loader whose result saves as that kind)."""
+    def decorate(cls: type[ModalityTokenizer]) -> type[ModalityTokenizer]:
+        _REGISTRY[name] = cls
+        return cls
+    return decorate
 
 
 def registered_kind(kind: str) -> type[ModalityTokenizer] | None:

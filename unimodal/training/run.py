@@ -60,6 +60,10 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
         settings = {k: v for k, v in settings.items() if k in kept or k in ("kind", "train")}
     if settings.get("dead_code_fraction") is None:  # the default: names as before the key
         settings.pop("dead_code_fraction", None)
+    if modality == "audio" and tok_cfg.kind == "encodec":  # the defaults of keys added later: names as before them
+        for key, default in (("causal", False), ("norm", "weight_norm")):
+            if settings.get(key) == default:
+                settings.pop(key)
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
         settings.get("train", {}).pop("adversarial", None)
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
