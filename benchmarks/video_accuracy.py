@@ -6,7 +6,9 @@ text->video: over ``prompts`` single-object prompts of seen colour-shape pairs, 
 circle moves left"), the fraction of generated clips in which the analyzer finds that object moving that way
 (and, beside it, the object whatever its motion). video->text: over ``clips`` held-out clips (the test split:
 another seed, any colour-shape pair), the fraction of greedy captions that name every object's direction in
-order (and that are exact). Writes ``<run>/eval/video.json`` and the generated clips as GIFs.
+order (and that are exact). Also the ceiling that the video tokenizer sets: the fraction of those held-out
+clips with one object that the analyzer still reads exactly after encode -> decode. Writes
+``<run>/eval/video.json`` and the generated clips as GIFs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ def main(argv: list[str]) -> None:
     from unimodal.data.video_sources import synthetic_clips
     from unimodal.errors import UnimodalError
     from unimodal.eval.generation import default_sampling
-    from unimodal.eval.video_generation import motion_prompts, score_text_to_video, score_video_to_text
+    from unimodal.eval.video_generation import (
+        motion_prompts,
+        score_round_trip,
+        score_text_to_video,
+        score_video_to_text,
+    )
     from unimodal.video_io import write_gif
 
     args = dict(a.split("=", 1) for a in argv)
@@ -42,14 +49,16 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     moving, objects = score_text_to_video(pipe, motion_prompts(list(cfg.data.held_out), int(args.get("prompts", 20))),
                                           sampling, seed=int(args.get("seed", 0)))
-    directions, exact = score_video_to_text(pipe, synthetic_clips(make_world(cfg.data), cfg.data, "test"), sampling)
+    held_out = synthetic_clips(make_world(cfg.data), cfg.data, "test")
+    directions, exact = score_video_to_text(pipe, held_out, sampling)
+    ceiling = score_round_trip(pipe, held_out)
     seconds = time.perf_counter() - started
     out = run_dir / "eval"
     (out / "video").mkdir(parents=True, exist_ok=True)
     for index, example in enumerate(moving.examples):
         if example["media"] is not None:
             write_gif(example.pop("media"), out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
-    scores = [moving, objects, directions, exact]
+    scores = [moving, objects, directions, exact, ceiling]
     report = {s.name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total} for s in scores}
     report["seconds"] = round(seconds, 1)
     report["examples"] = {"text->video": [{k: v for k, v in e.items() if k != "media"} for e in moving.examples],

@@ -94,3 +94,20 @@ def test_evaluate_a_video_tokenizer(video_run, tmp_path, one_thread):  # noqa: F
     assert len(metrics["psnr_per_frame"]) == 9 and metrics["tokens_per_clip"] == 192
     assert 0 < metrics["codebook_usage"] <= 1 and metrics["eval_clips"] == 2
     assert (out / "frames.png").is_file() and "![frames](frames.png)" in (out / "card.md").read_text()
+
+
+def test_round_trip_ceiling_counts_single_object_clips_the_analyzer_still_reads(motion, monkeypatch):
+    import unimodal.video_io as video_io
+    from unimodal.data.video_sources import ClipSamples
+    from unimodal.eval.video_generation import score_round_trip
+
+    samples = ClipSamples(motion, motion.dataset(40, seed=3, split="all"))
+    single = sum(len(c.attributes()) == 1 for c in samples.clips)
+    assert 0 < single < 40
+    pipe = SimpleNamespace(tokenizers={"video": None})
+    monkeypatch.setattr(video_io, "video_segment", lambda tokenizer, clip: clip)
+    monkeypatch.setattr(video_io, "decode_video_segment", lambda tokenizer, clip: clip)  # a lossless tokenizer
+    perfect = score_round_trip(pipe, samples, progress=False)
+    assert (perfect.hits, perfect.total) == (single, single)
+    monkeypatch.setattr(video_io, "decode_video_segment", lambda tokenizer, clip: np.zeros_like(clip))
+    assert score_round_trip(pipe, samples, progress=False).hits == 0

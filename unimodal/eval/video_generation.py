@@ -46,3 +46,20 @@ def score_video_to_text(pipeline: Any, samples: Any, sampling: SamplingConfig, p
         exact.hits, exact.total = exact.hits + int(parsed == want), exact.total + 1
         directions.examples.append({"want": samples.captions[index], "got": text, "hit": hit})
     return directions, exact
+
+
+def score_round_trip(pipeline: Any, samples: Any, progress: bool = True) -> Score:
+    """The video tokenizer alone: single-object clips whose encode -> decode the analyzer still reads exactly
+    (colour, shape and direction). Text->video cannot beat this, whatever the LM."""
+    from unimodal.video_io import decode_video_segment, video_segment
+
+    tokenizer = pipeline.tokenizers["video"]
+    score = Score("tokenizer round trip")
+    for clip in tqdm(samples.clips, desc="round trip", disable=not progress):
+        want = clip.attributes()
+        if len(want) != 1:
+            continue
+        decoded = decode_video_segment(tokenizer, video_segment(tokenizer, samples.motion_world.render_video(clip)))
+        found = [(o.color, o.shape, o.direction) for o in analyze_video(decoded)]
+        score.hits, score.total = score.hits + int(tuple(want[0]) in found), score.total + 1
+    return score
