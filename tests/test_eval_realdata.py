@@ -61,7 +61,7 @@ def test_a_video_run_on_real_data_is_refused_with_its_reason(tmp_path):
     from unimodal.errors import DataError
     from unimodal.eval.realrun import evaluate_real_run
 
-    pipe = SimpleNamespace(info={"media": ["video"], "modality": "video"})
-    cfg = SimpleNamespace(data=SimpleNamespace(name="moving_fashion_mnist"))
+    cfg = SimpleNamespace(data=SimpleNamespace(name="moving_fashion_mnist"),
+                          modality=SimpleNamespace(name="video", media=["video"]))
     with pytest.raises(DataError, match="modality=video run on data=moving_fashion_mnist.*motion analyzer"):
-        evaluate_real_run({}, "runs/v", pipe, cfg, tmp_path)
+        evaluate_real_run({}, "runs/v", None, cfg, tmp_path)

@@ -64,8 +64,8 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
         train_contrastive,
     )
 
-    if "image" not in pipe.info["media"]:
-        raise DataError(f"{run} is a modality={pipe.info['modality']} run on data={cfg.data.name}: the real-data "
+    if "image" not in cfg.modality.media:
+        raise DataError(f"{run} is a modality={cfg.modality.name} run on data={cfg.data.name}: the real-data "
                         f"judges score text->image only; clips are scored on data=synthetic, by the motion analyzer")
     started = time.perf_counter()
     inception = load_option(options, _device(options["device"]))
