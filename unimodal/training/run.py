@@ -46,6 +46,10 @@ def build_tokenizer(modality: str, tok_cfg: Any) -> ModalityTokenizer:
     return cls(**constructor_options(cls, tokenizer_options(modality, tok_cfg)))
 
 
+# Tokenizer keys added after tokenizers were first saved, with the defaults that keep those tokenizers' names.
+NAMELESS_DEFAULTS = {"dead_code_fraction": None, "causal": False, "norm": "weight_norm"}
+
+
 def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     """``<modality>-<kind>-<hash>``: the hash covers the keys this kind uses, its training budget and the
     data, so keys of other kinds (the schema holds them all) and defaults left off never rename it."""
@@ -58,12 +62,9 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     if cls is not None:
         kept = constructor_options(cls, settings)
         settings = {k: v for k, v in settings.items() if k in kept or k in ("kind", "train")}
-    if settings.get("dead_code_fraction") is None:  # the default: names as before the key
-        settings.pop("dead_code_fraction", None)
-    if modality == "audio" and tok_cfg.kind == "encodec":  # the defaults of keys added later: names as before them
-        for key, default in (("causal", False), ("norm", "weight_norm")):
-            if settings.get(key) == default:
-                settings.pop(key)
+    for key, default in NAMELESS_DEFAULTS.items():  # keys added later: at their default, names as before them
+        if key in settings and settings[key] == default:
+            settings.pop(key)
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
         settings.get("train", {}).pop("adversarial", None)
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
