@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register
 from unimodal.tokenizers.losses import reconstruction_loss
-from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
+from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
 
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [8, 5, 5, 5]}
 
@@ -82,8 +82,7 @@ class GridImageTokenizer(ModuleWeights, nn.Module, ModalityTokenizer):
         self.encoder, self.decoder = _build_encoder_decoder(
             self.channels, block_channels, int(layers_per_block), int(latent_dim), int(norm_groups),
             bool(mid_attention))
-        options = {k: v for k, v in quantizer.items() if k != "kind"}
-        self.quantizer: Quantizer = build_quantizer(quantizer["kind"], int(latent_dim), **options)
+        self.quantizer: Quantizer = quantizer_from_config(quantizer, latent_dim)
 
     # --- sizes -------------------------------------------------------------------------
     @property

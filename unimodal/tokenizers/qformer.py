@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from unimodal.tokenizers.base import register
 from unimodal.tokenizers.image import GridImageTokenizer, _build_encoder_decoder
-from unimodal.tokenizers.quantizers import Quantizer, build_quantizer
+from unimodal.tokenizers.quantizers import Quantizer, quantizer_from_config
 
 # Learnable queries reading image features into a fixed token budget: BLIP-2's Q-Former, SEED, TiTok.
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [8, 5, 5, 5]}
@@ -96,8 +96,7 @@ class QueryImageTokenizer(GridImageTokenizer):
         self.queries = nn.Parameter(torch.randn(1, self.num_queries, width) * 0.02)
         self.reader = _attention_stack(width, int(query_heads), int(query_layers))
         self.to_latent = nn.Linear(width, int(latent_dim))
-        options = {k: v for k, v in quantizer.items() if k != "kind"}
-        self.quantizer: Quantizer = build_quantizer(quantizer["kind"], int(latent_dim), **options)
+        self.quantizer: Quantizer = quantizer_from_config(quantizer, latent_dim)
         self.from_latent = nn.Linear(int(latent_dim), width)
         self.token_norm = nn.LayerNorm(width)
         self.token_positions = nn.Parameter(torch.randn(1, self.num_queries, width))

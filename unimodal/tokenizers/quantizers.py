@@ -220,3 +220,9 @@ def build_quantizer(kind: str, dim: int, **options: Any) -> Quantizer:
                           f"{' (' + hint + ')' if hint else ''}; see vector_quantize_pytorch."
                           f"{QUANTIZERS[kind].library[0].__name__}'s arguments")
     return QUANTIZERS[kind](dim, **options)
+
+
+
+def quantizer_from_config(config: dict[str, Any], dim: int) -> Quantizer:
+    """A tokenizer config's ``quantizer: {kind: ..., <options>}`` over latents of ``dim`` channels."""
+    return build_quantizer(config["kind"], int(dim), **{k: v for k, v in config.items() if k != "kind"})

@@ -27,7 +27,7 @@ from unimodal.errors import ConfigError
 from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register, registered_kind
 from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
-from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, build_quantizer
+from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
 
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [4, 4, 4]}
 
@@ -178,8 +178,7 @@ class Causal3DVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
         self.encoder, self.decoder = CausalEncoder(*args), CausalDecoder(*args)
         if inflate_init:
             inflate_time_kernels(self)
-        options = {k: v for k, v in quantizer.items() if k != "kind"}
-        self.quantizer: Quantizer = build_quantizer(quantizer["kind"], int(latent_dim), **options)
+        self.quantizer: Quantizer = quantizer_from_config(quantizer, latent_dim)
 
     @property
     def codebook_size(self) -> int:
