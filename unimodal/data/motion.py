@@ -227,3 +227,8 @@ def analyze_video(frames: np.ndarray, travel: float | None = None, max_frames: i
         shape = max(SHAPES, key=track["shapes"].count)
         found.append(MovingObject(track["color"], shape, direction, float(x0), float(y0)))
     return sorted(found, key=lambda o: o.x)
+
+
+def motions_in(frames: np.ndarray) -> list[tuple[str, str, str]]:
+    """:func:`analyze_video` as (colour, shape, direction) per object, left to right: what captions say."""
+    return [(o.color, o.shape, o.direction) for o in analyze_video(frames)]

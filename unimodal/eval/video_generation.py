@@ -6,7 +6,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from unimodal.data.motion import MOTIONS, analyze_video, parse_motion_caption
+from unimodal.data.motion import MOTIONS, motions_in, parse_motion_caption
 from unimodal.eval.generation import Score, seen_single_object_prompts
 from unimodal.model.generate import SamplingConfig
 
@@ -23,7 +23,7 @@ def score_text_to_video(pipeline: Any, prompts: list[tuple[str, str, str]], samp
     for index, (color, shape, direction) in enumerate(tqdm(prompts, desc="text->video", disable=not progress)):
         prompt = f"a {color} {shape} moves {direction}"
         result = pipeline.generate(prompt, output="video", seed=seed + index, sampling=sampling)[0]
-        found = [(o.color, o.shape, o.direction) for o in analyze_video(result.videos[0])] if result.videos else []
+        found = motions_in(result.videos[0]) if result.videos else []
         hit = (color, shape, direction) in found
         moving.hits, moving.total = moving.hits + int(hit), moving.total + 1
         objects.hits += int(any(f[:2] == (color, shape) for f in found))
@@ -60,6 +60,6 @@ def score_round_trip(pipeline: Any, samples: Any, progress: bool = True) -> Scor
         if len(want) != 1:
             continue
         decoded = decode_video_segment(tokenizer, video_segment(tokenizer, samples.motion_world.render_video(clip)))
-        found = [(o.color, o.shape, o.direction) for o in analyze_video(decoded)]
+        found = motions_in(decoded)
         score.hits, score.total = score.hits + int(tuple(want[0]) in found), score.total + 1
     return score

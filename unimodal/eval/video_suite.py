@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from unimodal.data.motion import MOTIONS, MotionWorld, analyze_video, parse_motion_caption
+from unimodal.data.motion import MOTIONS, MotionWorld, motions_in, parse_motion_caption
 from unimodal.eval.suite import EVAL_SEED_OFFSET, SPLITS, WORLD_SPLIT, single_object_count, split_colours
 
 
@@ -64,8 +64,7 @@ def make_clips(motion: MotionWorld, split: str, count: int, seed: int = 0) -> li
 def read_motion(generation: Any, target: str) -> list[tuple[str, str, str | None]]:
     """A generated clip through the motion analyzer, or a generated caption parsed."""
     if target == "video":
-        return [(o.color, o.shape, o.direction) for o in analyze_video(generation.videos[0])] \
-            if generation.videos else []
+        return motions_in(generation.videos[0]) if generation.videos else []
     return parse_motion_caption(generation.text)
 
 
