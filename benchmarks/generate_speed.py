@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,17 +121,10 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
     return steps
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str]) -> None:
     from tqdm import tqdm
 
+    from unimodal.cli import source_commit
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm, count_parameters
@@ -205,7 +197,7 @@ def main(argv: list[str]) -> None:
     out.write_text(json.dumps({"model": cfg.model.name, "parameters": count_parameters(model), "vocab": vocab.size,
                                "grid": grid, "cfg": args["cfg"], "temperature": args["temperature"],
                                "dtype": dtype_name, "device": name, "repeats": repeats, "warmup": warmup,
-                               "commit": _commit(), "rows": rows}, indent=2))
+                               "commit": source_commit(ROOT), "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -142,15 +141,8 @@ def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, 
     return stamps
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str]) -> None:
+    from unimodal.cli import source_commit
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm
@@ -221,7 +213,7 @@ def main(argv: list[str]) -> None:
     out.write_text(json.dumps({"model": cfg.model.name, "parameters": params, "vocab": vocab.size,
                                "batch": batch_size, "seq": seq, "precision": precision, "device": name,
                                "steps": steps, "warmup": warmup, "repeats": repeats, "flops_per_token": per_token,
-                               "peak_tflops": peak, "commit": _commit(), "rows": rows}, indent=2))
+                               "peak_tflops": peak, "commit": source_commit(ROOT), "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 
