@@ -117,12 +117,9 @@ def test_sigkill_during_instruct_then_resume_matches_uninterrupted_run(tmp_path)
     assert all(abs(got[s] - want[s]) <= 1e-5 for s in want), (got, want)
 
 
-def test_sampler_resumes_mid_epoch_and_across_epochs():
-    from unimodal.training.lm_data import TaskBatches
-
-    def sampler() -> TaskBatches:
-        return TaskBatches(10, 3, 4, [1.0, 2.0, 1.0], seed=3, groups=[[0, 1], [2]])
-
+def _check_resumes_mid_epoch_and_across_epochs(sampler, other_batch_size) -> None:
+    """``sampler()`` makes a fresh one; a state saved mid-pass or on a pass's last batch resumes exactly, and
+    ``other_batch_size`` refuses the state."""
     full = sampler()
     passes = [list(full) for _ in range(3)]
     assert passes[0] != passes[1] and full.epoch == 2  # each pass is a new epoch with a new order
@@ -138,27 +135,21 @@ def test_sampler_resumes_mid_epoch_and_across_epochs():
     third.load_state_dict(first.state_dict())
     assert list(third) == passes[1]
     with pytest.raises(ConfigError, match="lm.batch_size"):
-        TaskBatches(10, 3, 2, seed=3).load_state_dict(first.state_dict())
+        other_batch_size.load_state_dict(first.state_dict())
+
+
+def test_sampler_resumes_mid_epoch_and_across_epochs():
+    from unimodal.training.lm_data import TaskBatches
+
+    _check_resumes_mid_epoch_and_across_epochs(
+        lambda: TaskBatches(10, 3, 4, [1.0, 2.0, 1.0], seed=3, groups=[[0, 1], [2]]), TaskBatches(10, 3, 2, seed=3))
 
 
 def test_instruct_length_buckets_resume_mid_epoch_and_across_epochs():
     from unimodal.training.buckets import LengthBuckets
 
-    def sampler() -> LengthBuckets:
-        return LengthBuckets(lambda i: i % 7, 40, 4, seed=2, window=2)
-
-    full = sampler()
-    passes = [list(full) for _ in range(2)]
-    assert passes[0] != passes[1] and full.epoch == 1  # each pass is a new epoch with a new order
-    first = sampler()
-    iterator = iter(first)
-    consumed = [next(iterator) for _ in range(3)]
-    second = sampler()
-    second.load_state_dict(first.state_dict())
-    assert consumed + list(second) == passes[0]
-    assert list(second) == passes[1]
-    with pytest.raises(ConfigError, match="lm.batch_size"):
-        LengthBuckets(lambda i: i, 40, 5, seed=2, window=2).load_state_dict(first.state_dict())
+    _check_resumes_mid_epoch_and_across_epochs(lambda: LengthBuckets(lambda i: i % 7, 40, 4, seed=2, window=2),
+                                               LengthBuckets(lambda i: i, 40, 5, seed=2, window=2))
 
 
 def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_path):
