@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from unimodal.errors import ConfigError
+from unimodal.eval.harness import resolve_device
 
 
 def evaluate_audio(tokenizer: Any, folder: Path, data_cfg: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -20,10 +19,7 @@ def evaluate_audio(tokenizer: Any, folder: Path, data_cfg: Any, options: dict[st
     samples = load_samples(data_cfg, (str(options["split"]),))[str(options["split"])]
     count = min(len(samples), options["num_images"] or len(samples))
     waves = samples.media("audio", 0, count)
-    device = options["device"]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device}: no CUDA device here; use device=cpu or device=auto")
+    device = resolve_device(options["device"])
     tokenizer.to(device).eval()
     levels = options["num_codebooks"]
     if levels is not None and not 1 <= levels <= tokenizer.num_codebooks:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.eval.harness import resolve_device
 
 TASKS = ("tokenizer",)
 DEFAULT_DATA = "synthetic"
@@ -122,10 +123,7 @@ def evaluate_tokenizer(overrides: list[str]) -> dict[str, Any]:
                             "evaluation images yet")
     dataset = load_images(data_cfg, options["split"])
     images = dataset.images[: options["num_images"]] if options["num_images"] else dataset.images
-    device = options["device"]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device}: no CUDA device here; use device=cpu or device=auto")
+    device = resolve_device(options["device"])
     if isinstance(tokenizer, torch.nn.Module):
         tokenizer.to(device).eval()
     evaluation = evaluate_image_tokenizer(tokenizer, images, batch_size=options["batch_size"],

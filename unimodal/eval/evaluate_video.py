@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from unimodal.errors import ConfigError
+from unimodal.eval.harness import resolve_device
 
 FRAMES_FILE = "frames.png"
 
@@ -45,10 +45,7 @@ def evaluate_video(tokenizer: Any, folder: Path, data_cfg: Any, options: dict[st
     samples = load_samples(data_cfg, (split,))[split]
     count = min(len(samples), options["num_images"] or len(samples))
     videos = samples.media("video", 0, count)
-    device = options["device"]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device}: no CUDA device here; use device=cpu or device=auto")
+    device = resolve_device(options["device"])
     tokenizer.to(device).eval()
     batch_size = min(int(options["batch_size"]), 16)
     per_frame, decoded = psnr_per_frame(tokenizer, videos, batch_size, options["progress"])

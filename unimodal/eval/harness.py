@@ -58,7 +58,8 @@ def parse_options(overrides: list[str]) -> dict[str, Any]:
     return options
 
 
-def _device(name: str) -> str:
+def resolve_device(name: str) -> str:
+    """``device=auto|cpu|cuda[:n]`` as a torch device name; cuda without a CUDA device is refused."""
     import torch
 
     if name == "auto":
@@ -80,7 +81,7 @@ def load_run(run: str, device: str) -> tuple[Any, Any, Any]:
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
     cfg = OmegaConf.load(run_dir / "config.yaml")
     world = make_world(cfg.data) if str(cfg.data.name) == "synthetic" else None
-    return unimodal.load(run_dir, device=_device(device)), cfg, world
+    return unimodal.load(run_dir, device=resolve_device(device)), cfg, world
 
 
 def _directions(pipe: Any, wanted: list[str] | None) -> tuple[list[str], dict[str, str]]:

@@ -54,7 +54,7 @@ def _fd_features(options: dict[str, Any], steps: int) -> tuple[Any, float] | Non
 def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, out: Path) -> dict[str, Any]:
     from unimodal.data.sources import load_images
     from unimodal.eval import figures
-    from unimodal.eval.harness import _device
+    from unimodal.eval.harness import resolve_device
     from unimodal.eval.inception_fid import KEY, fid_entry, load_option
     from unimodal.eval.realdata import (
         clip_score,
@@ -68,7 +68,7 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
         raise DataError(f"{run} is a modality={cfg.modality.name} run on data={cfg.data.name}: the real-data "
                         f"judges score text->image only; clips are scored on data=synthetic, by the motion analyzer")
     started = time.perf_counter()
-    inception = load_option(options, _device(options["device"]))
+    inception = load_option(options, resolve_device(options["device"]))
     steps = options["judge_steps"]
     train, test = load_images(cfg.data, "train"), load_images(cfg.data, "test")
     count = min(options["samples"], len(test))
