@@ -15,12 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.run_folder import CONFIG_FILE, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE, build_vocab
 from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer, registered_kind
-from unimodal.vocab import Vocabulary
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
 VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
-RUN_FILE = "run.json"
 
 
 def _say(message: str) -> None:
@@ -154,11 +153,6 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
     return result
 
 
-def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
-    media = {m: (t.codebook_size, t.num_codebooks) for m, t in tokenizers.items() if m != "text"}
-    return Vocabulary(tokenizers["text"].codebook_size, media)
-
-
 def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dict[str, Any]:
     shapes: dict[str, Any] = {}
     if "image" in tokenizers:
@@ -217,11 +211,11 @@ def train(cfg: DictConfig) -> Path | None:
         }
         check_resumable(run_dir, info)
         for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
-            target = run_dir / "tokenizers" / modality
+            target = run_dir / TOKENIZERS_DIR / modality
             if not (target / "config.json").is_file():
                 shutil.copytree(folder, target, dirs_exist_ok=True)
-        vocab.save(run_dir / "vocab.json")
-        OmegaConf.save(cfg, run_dir / "config.yaml")
+        vocab.save(run_dir / VOCAB_FILE)
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE)
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
         from unimodal.training.shards_run import prepare_shards

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.run_folder import CONFIG_FILE
 
 METRICS_FILE = "metrics.json"
 
@@ -30,9 +31,9 @@ def load_run(run: str | Path, device: str | None = None, synthetic: bool = False
     from unimodal.data.sources import make_world
 
     run_dir = Path(run)
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     world = make_world(cfg.data) if synthetic or str(cfg.data.name) == "synthetic" else None
     return unimodal.load(run_dir, device=device), cfg, world
 
@@ -144,7 +145,7 @@ def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def _is_instruct(run_dir: Path, cfg: Any) -> bool:
-    from unimodal.training.instruct_trainer import PRETRAINED_DIR
+    from unimodal.run_folder import PRETRAINED_DIR
 
     return (run_dir / PRETRAINED_DIR).is_dir() or str(cfg.get("stage", {}).get("name", "")) == "instruct"
 
