@@ -55,10 +55,10 @@ def main(argv: list[str]) -> None:
 
     from unimodal.config import compose
     from unimodal.data.sources import load_images
-    from unimodal.data.tokens import images_to_tensor
     from unimodal.errors import UnimodalError
     from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.eval.tokenizers.measure import evaluate_image_tokenizer
+    from unimodal.media import images_to_tensor
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 

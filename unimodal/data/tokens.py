@@ -1,4 +1,4 @@
-"""Tokenized samples in memory: per-sample local codes for every modality, and image tensor helpers.
+"""Tokenized samples in memory: per-sample local codes for every modality.
 
 Training reads the on-disk form, :class:`unimodal.data.shards.TokenShard` (same interface); this one serves
 small sets built on the fly (tests, tools). Task templates are applied at load time, so one set serves
@@ -56,15 +56,3 @@ def tokenize_scenes(world: Any, scenes: list[Any], tokenizers: dict[str, Any], b
     from unimodal.data.sources import SceneSamples
 
     return tokenize_samples(SceneSamples(world, scenes), tokenizers, batch_size, progress, desc)
-
-
-def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 ``[H, W, C]`` images -> float ``[B, C, H, W]`` in [0, 1]."""
-    batch = np.stack([np.asarray(im) for im in images]).astype(np.float32) / 255.0
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-
-
-def tensor_to_images(batch: torch.Tensor) -> list[np.ndarray]:
-    """float ``[B, C, H, W]`` in [0, 1] -> uint8 ``[H, W, C]`` arrays."""
-    arr = (batch.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return list(arr)
