@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from unimodal.anyres import AnyResImage
 from unimodal.errors import UnimodalError
 from unimodal.media import (
     fit_clip,
@@ -24,6 +23,7 @@ from unimodal.media import (
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
 from unimodal.sequence import Segment, SequenceCodec
+from unimodal.tokenizers.anyres import AnyResImage, decode_anyres
 from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
 
@@ -185,8 +185,8 @@ class Pipeline:
                context_frames: int = 8) -> Iterator[np.ndarray]:
         """Yield the generated sound as float32 waveform chunks while the model is still emitting its frames
         (every audio span of the answer, in order). With the same seed and settings the chunks join into
-        ``generate(...)[0].audio`` (see :mod:`unimodal.streaming` for the context each chunk is decoded with)."""
-        from unimodal.streaming import AudioStream
+        ``generate(...)[0].audio`` (see :mod:`unimodal.model.streaming` for the context each chunk is decoded with)."""
+        from unimodal.model.streaming import AudioStream
 
         if "audio" not in self.tokenizers:
             raise UnimodalError(f"stream() yields audio, and this run has no audio (it has {sorted(self.tokenizers)})")
@@ -261,7 +261,6 @@ class Pipeline:
         """One media segment -> an image (uint8 ``[H, W, C]``), a waveform (float32) or a clip (``[T, H, W, C]``)."""
         if segment.modality == "image":
             if isinstance(segment.payload, AnyResImage):
-                from unimodal.anyres import decode_anyres
                 return tensor_to_images(decode_anyres(self._tokenizer("image"), segment.payload)[None])[0]
             codes = torch.as_tensor(segment.payload)[None].to(self._device("image"))
             return tensor_to_images(self._tokenizer("image").decode(codes))[0]
