@@ -39,7 +39,8 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_samples
     from unimodal.errors import UnimodalError
     from unimodal.eval.tokenizers.card import save_tokenizer
-    from unimodal.training.run import build_tokenizer, trainer_kwargs
+    from unimodal.training.accelerator import trainer_kwargs
+    from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
 
     args = dict(a.split("=", 1) for a in argv)
