@@ -21,7 +21,8 @@ def main(argv: list[str]) -> None:
     from PIL import Image
 
     from unimodal.errors import UnimodalError
-    from unimodal.eval.world.engine import default_sampling, prompt_producer, score_direction
+    from unimodal.eval.sampling import default_sampling
+    from unimodal.eval.world.engine import prompt_producer, score_direction
     from unimodal.eval.world.figures import image_grid
     from unimodal.eval.world.run import load_run
     from unimodal.eval.world.suite import EvalScene, categories, object_found, seen_single_object_prompts

@@ -25,9 +25,9 @@ def main(argv: list[str]) -> None:
 
     from unimodal.data.video_sources import synthetic_clips
     from unimodal.errors import UnimodalError
+    from unimodal.eval.sampling import default_sampling
     from unimodal.eval.world.engine import (
         Score,
-        default_sampling,
         prompt_producer,
         read_motion,
         round_trip_producer,

@@ -10,8 +10,9 @@ import torch
 from unimodal.eval.metrics.audio import si_snr
 from unimodal.eval.tokenizers.card import save_tokenizer
 from unimodal.eval.tokenizers.measure import measure
-from unimodal.tokenizers.audio import EncodecTokenizer, mel_filterbank
+from unimodal.tokenizers.audio import EncodecTokenizer
 from unimodal.tokenizers.base import _REGISTRY, load_tokenizer
+from unimodal.tokenizers.mel import mel_filterbank
 
 TINY = dict(sample_rate=16000, filters=4, ratios=[4, 2], dimension=8, n_residual_layers=1, lstm=0,
             num_codebooks=2, codebook_size=16)

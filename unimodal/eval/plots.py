@@ -1,4 +1,5 @@
-"""Plotting shared by the run and tokenizer evaluations: matplotlib without a display, and strips of video frames."""
+"""Plotting shared by the evaluations: matplotlib without a display, prompts over generated images, and strips
+of video frames."""
 
 from __future__ import annotations
 
@@ -44,3 +45,36 @@ def frame_strips(rows: list[tuple[str, np.ndarray, bool | None]], path: Path, fr
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8,
+                    splits: tuple[str, ...] = ("seen", "held_out")) -> bool:
+    """Prompts over their generated images, one block of rows per split; green frame = exact hit."""
+    shown = {split: [e for e in examples if e["split"] == split and isinstance(e["media"], np.ndarray)
+                     and e["media"].ndim == 3][:2 * columns] for split in splits}
+    rows = [(split, items[i:i + columns]) for split, items in shown.items() for i in range(0, len(items), columns)]
+    if not rows:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 1.3, len(rows) * 1.6), squeeze=False)
+    for r, (split, items) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(items):
+                ax.axis("off")
+                continue
+            item = items[c]
+            image = item["media"]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
+            for spine in ax.spines.values():
+                spine.set_edgecolor({True: "#2ca02c", False: "#d62728"}.get(item["hit"], "#888888"))
+                spine.set_linewidth(2)
+            ax.set_title(textwrap.fill(item["prompt"], 22), fontsize=5)
+            if c == 0:
+                ax.set_ylabel(split, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return True

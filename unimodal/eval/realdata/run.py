@@ -20,7 +20,7 @@ KEY = "fid_inception"   # the standard FID's entry in metrics.json
 def generate_images(pipe: Any, captions: list[str], batch_size: int, cfg_scale: float, seed: int,
                     progress: bool = True) -> np.ndarray:
     """One image per caption, ``batch_size`` captions per ``generate_ids`` call."""
-    from unimodal.eval.world.engine import sampling_for
+    from unimodal.eval.sampling import sampling_for
     from unimodal.model.generate import generate_ids
     from unimodal.sequence import Segment
 
@@ -57,8 +57,8 @@ def _fd_features(options: dict[str, Any], steps: int) -> tuple[Any, float] | Non
 def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, out: Path) -> dict[str, Any]:
     from unimodal.data.sources import load_images
     from unimodal.eval.metrics.fid import frechet_distance
+    from unimodal.eval.plots import generation_grid
     from unimodal.eval.realdata.judges import clip_score, features, retrieval_accuracy, train_contrastive
-    from unimodal.eval.world import figures
 
     if "image" not in cfg.modality.media:
         raise DataError(f"{run} is a modality={cfg.modality.name} run on data={cfg.data.name}: the real-data "
@@ -96,7 +96,7 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     examples = [{"split": "test", "prompt": c, "hit": None, "media": im}
                 for c, im in zip(test.captions[:16], generated[:16], strict=True)]
-    figures.generation_grid(examples, out / "grid.png", splits=("test",))
+    generation_grid(examples, out / "grid.png", splits=("test",))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_real_report(metrics, out / "report.md")
     print((out / "report.md").read_text())

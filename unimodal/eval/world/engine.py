@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from unimodal.data.motion import motions_in, parse_motion_caption
 from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
+from unimodal.eval.sampling import sampling_for
 from unimodal.eval.world.suite import EvalScene, categories
 from unimodal.media import images_to_tensor, videos_to_tensor
 from unimodal.model.generate import SamplingConfig, generate_ids
@@ -81,22 +82,7 @@ def read_motion(generation: Any, target: str) -> list[tuple[str, str, str | None
     return parse_motion_caption(generation.text)
 
 
-# --- sampling and prompts ------------------------------------------------------------------
-def default_sampling(cfg_scale: float = 3.0, temperature: float = 1.0, top_k: int = 0) -> SamplingConfig:
-    """Greedy text; media sampled at ``temperature`` with classifier-free guidance ``cfg_scale``."""
-    return SamplingConfig(temperature={"default": temperature, "text": 0.0}, top_k={"default": top_k},
-                          cfg_scale={"default": cfg_scale, "text": 1.0}, max_new_tokens=256)
-
-
-def sampling_for(pipe: Any, target: str, cfg_scale: float = 3.0) -> SamplingConfig:
-    """Greedy captions; media sampled at temperature 1 with classifier-free guidance, one span long."""
-    if target == "text":
-        return SamplingConfig(temperature={"default": 0.0}, max_new_tokens=48)
-    sampling = default_sampling(cfg_scale)
-    sampling.max_new_tokens = len(pipe.codec.span_plan(target)) + 3  # opener, body, closer, <eos>
-    return sampling
-
-
+# --- prompts ------------------------------------------------------------------
 def render(world: Any, scene: Any, modality: str) -> np.ndarray:
     """A scene's exact rendering: image, sound, or (``world`` a MotionWorld, ``scene`` a clip) clip."""
     if modality == "image":

@@ -20,39 +20,6 @@ TEXT_WIDTH = 300     # pixels for the text column
 GUTTER = 6
 
 
-def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8,
-                    splits: tuple[str, ...] = SPLITS) -> bool:
-    """Prompts over their generated images, one block of rows per split; green frame = exact hit."""
-    shown = {split: [e for e in examples if e["split"] == split and isinstance(e["media"], np.ndarray)
-                     and e["media"].ndim == 3][:2 * columns] for split in splits}
-    rows = [(split, items[i:i + columns]) for split, items in shown.items() for i in range(0, len(items), columns)]
-    if not rows:
-        return False
-    plt = pyplot()
-    fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 1.3, len(rows) * 1.6), squeeze=False)
-    for r, (split, items) in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c >= len(items):
-                ax.axis("off")
-                continue
-            item = items[c]
-            image = item["media"]
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
-            for spine in ax.spines.values():
-                spine.set_edgecolor({True: "#2ca02c", False: "#d62728"}.get(item["hit"], "#888888"))
-                spine.set_linewidth(2)
-            ax.set_title(textwrap.fill(item["prompt"], 22), fontsize=5)
-            if c == 0:
-                ax.set_ylabel(split, fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return True
-
-
 def image_grid(images: list[np.ndarray], columns: int = 10, scale: int = 4) -> np.ndarray:
     """Tile uint8 images into one picture (black gutters), upscaled for viewing."""
     if not images:

@@ -27,15 +27,15 @@ def load_run(run: str | Path, device: str | None = None, synthetic: bool = False
     for one (then such a run is refused, naming its data)."""
     from omegaconf import OmegaConf
 
-    import unimodal
     from unimodal.data.sources import make_world
+    from unimodal.pipeline import Pipeline
 
     run_dir = Path(run)
     if not (run_dir / CONFIG_FILE).is_file():
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     world = make_world(cfg.data) if synthetic or str(cfg.data.name) == "synthetic" else None
-    return unimodal.load(run_dir, device=device), cfg, world
+    return Pipeline.load(run_dir, device), cfg, world
 
 
 def _directions(pipe: Any, wanted: list[str] | None) -> tuple[list[str], dict[str, str]]:
@@ -67,6 +67,7 @@ def _codebook_usage(results: dict[str, Any], pipe: Any) -> dict[str, np.ndarray]
 
 def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, Any]:
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
+    from unimodal.eval.plots import generation_grid
     from unimodal.eval.world import figures
     from unimodal.eval.world.engine import batched_producer, score_direction
     from unimodal.eval.world.lm_loss import bits_per_token
@@ -106,7 +107,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     metrics["codebook_usage"] = {m: {"used": int((c > 0).sum()), "size": len(c)} for m, c in usage.items()}
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     pictures = []
-    if "text->image" in results and figures.generation_grid(results["text->image"].examples, out / "grid.png"):
+    if "text->image" in results and generation_grid(results["text->image"].examples, out / "grid.png"):
         pictures.append(("text->image prompts and generations (green frame: exact)", "grid.png"))
     if results:
         figures.accuracy_bars(metrics["directions"], out / "accuracy.png")
