@@ -157,7 +157,10 @@ class StageConfig:
 
 
 @dataclass
-class LMTrainConfig:
+class StageTraining:
+    """What every LM training stage is given (``lm.*`` pretraining, ``instruct.*`` tuning): its budget, the
+    optimizer (AdamW; unimodal/training/lm_module.py) and its warm-up and cosine schedule, how often it validates
+    and checkpoints, and how often it drops the condition (classifier-free guidance)."""
     max_steps: int = 1300
     max_minutes: float = 11.0
     batch_size: int = 32
@@ -169,6 +172,10 @@ class LMTrainConfig:
     cond_drop_prob: float = 0.1
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
+
+
+@dataclass
+class LMTrainConfig(StageTraining):
     packing: bool = False      # several documents per row, attention kept inside each (training/packing.py)
     log_every_steps: int = 10
 
@@ -204,21 +211,16 @@ class LoraSettings:
 
 
 @dataclass
-class InstructConfig:
-    """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py)."""
-    max_steps: int = 600
+class InstructConfig(StageTraining):
+    """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py); its
+    ``cond_drop_prob`` applies to the mixed-in paired samples."""
+    max_steps: int = 600         # the defaults that differ from pretraining's
     max_minutes: float = 6.0
     batch_size: int = 16
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
     warmup_steps: int = 20
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
     val_every_steps: int = 120
-    checkpoint_every_steps: int = 100
     max_turns: int = 4           # question/answer turns per conversation (1..max_turns)
     num_edits: int = 1000        # training scenes given an edited twin (rendered and encoded up front)
-    cond_drop_prob: float = 0.1  # for the mixed-in paired samples
     mix: InstructMix = field(default_factory=InstructMix)
     freeze: list[str] = field(default_factory=list)   # parameter-name patterns (fnmatch) kept frozen
     lora: LoraSettings = field(default_factory=LoraSettings)
