@@ -10,11 +10,13 @@ windows of one recording never straddle two splits.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from unimodal.data.audio_sets import AudioTextSet, windows
-from unimodal.data.images import hash_split, skipped_line, split_limit
+from unimodal.data.images import hash_split, split_limit
+from unimodal.data.listing import METADATA, read_listed
 from unimodal.errors import DataError
 from unimodal.media import try_read_audio
 
@@ -29,28 +31,13 @@ def is_audio_folder(entries: list[tuple[str, str]]) -> bool:
 
 def load_audio_folder(root: Path, entries: list[tuple[str, str]], data_cfg: Any,
                       splits: tuple[str, ...]) -> dict[str, AudioTextSet]:
-    from tqdm.auto import tqdm
-
     sample_rate = int(data_cfg.sample_rate)
     clip = round(sample_rate * float(data_cfg.audio_seconds))
     if clip <= 0:
         raise DataError(f"data.audio_seconds={data_cfg.audio_seconds}: must be positive")
-    read: dict[str, tuple[Any, str]] = {}
-    kept: list[tuple[str, str]] = []
-    skipped: list[tuple[str, str]] = []
-    for name, text in tqdm(entries, desc="read sounds", unit="file", disable=None):
-        if name not in read:
-            read[name] = try_read_audio(root / name, sample_rate)
-        wave, reason = read[name]
-        if wave is None:
-            if (name, reason) not in skipped:
-                skipped.append((name, reason))
-            continue
-        kept.append((name, text))
-    if skipped:
-        print(skipped_line("unreadable files", root, skipped), flush=True)
+    kept, waves_of = read_listed(root, entries, partial(try_read_audio, sample_rate=sample_rate), "sounds")
     if len(kept) < 3:
-        raise DataError(f"{root / 'metadata.jsonl'}: {len(kept)} of its {len(entries)} files are readable sounds; "
+        raise DataError(f"{root / METADATA}: {len(kept)} of its {len(entries)} files are readable sounds; "
                         f"a folder needs at least 3 (one each for train, val and test)")
     result = {}
     for split in splits:
@@ -58,7 +45,7 @@ def load_audio_folder(root: Path, entries: list[tuple[str, str]], data_cfg: Any,
         waves, texts, names = [], [], []
         for index in indices:
             name, text = kept[index]
-            pieces = windows(read[name][0], clip)
+            pieces = windows(waves_of[name], clip)
             for number, piece in enumerate(pieces):
                 waves.append(piece)
                 texts.append(text)

@@ -136,10 +136,6 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         from unimodal.data.speech import load_speech
         return dict(load_speech(data_cfg, splits))
     from unimodal.data.folder import load_folder
-    from unimodal.data.video_sources import clips_enabled
-    if clips_enabled(data_cfg):  # modality=video: video files, frames sampled uniformly
-        from unimodal.data.video_folder import load_video_folder
-        return dict(load_video_folder(data_cfg, splits))
     return dict(load_folder(data_cfg, splits))
 
 

@@ -8,35 +8,26 @@ clip, each centre-cropped to a square of ``data.image_size``. Splits by a hash o
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unimodal.data.folder import METADATA, folder_root, read_metadata
-from unimodal.data.images import hash_split, skipped_line, split_limit
+from unimodal.data.images import hash_split, split_limit
+from unimodal.data.listing import METADATA, read_listed
 from unimodal.data.moving_fashion import VideoTextSet
 from unimodal.errors import DataError
 from unimodal.media import to_channels, try_read_clip
 
 
-def load_video_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, VideoTextSet]:
-    from tqdm.auto import tqdm
-
-    root = folder_root(data_cfg)
-    entries = read_metadata(root, data_cfg.limit)
+def load_video_folder(root: Path, entries: list[tuple[str, str]], data_cfg: Any,
+                      splits: tuple[str, ...]) -> dict[str, VideoTextSet]:
     frames, size = int(data_cfg.video_frames), int(data_cfg.image_size)
-    clips, kept, skipped = [], [], []
-    for name, text in tqdm(entries, desc="read clips", unit="file", disable=None):
-        clip, reason = try_read_clip(root / name, frames, size)
-        if clip is None:
-            skipped.append((name, reason))
-            continue
-        clips.append(clip)
-        kept.append((name, text))
-    if skipped:
-        print(skipped_line("unreadable files", root, skipped), flush=True)
+    kept, clips_of = read_listed(root, entries, partial(try_read_clip, num_frames=frames, size=size), "clips")
     if not kept:
         raise DataError(f"{root / METADATA}: none of its {len(entries)} files is a readable video")
+    clips = [clips_of[name] for name, _ in kept]
     videos = np.stack(clips)
     videos = to_channels(videos.reshape(-1, size, size, 3), int(data_cfg.channels)).reshape(
         len(clips), frames, size, size, -1)
