@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register
 from unimodal.tokenizers.losses import reconstruction_loss
-from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
+from unimodal.tokenizers.quantizers import QuantizedLatents, Quantizer, QuantizerOutput, quantizer_from_config
 
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [8, 5, 5, 5]}
 
@@ -44,7 +44,7 @@ def _build_encoder_decoder(channels: int, block_channels: list[int], layers_per_
 
 
 @register
-class GridImageTokenizer(ModuleWeights, nn.Module, ModalityTokenizer):
+class GridImageTokenizer(ModuleWeights, QuantizedLatents, nn.Module, ModalityTokenizer):
     """Conv autoencoder + quantizer over a 2-D latent grid."""
 
     modality = "image"
@@ -86,17 +86,12 @@ class GridImageTokenizer(ModuleWeights, nn.Module, ModalityTokenizer):
 
     # --- sizes -------------------------------------------------------------------------
     @property
-    def codebook_size(self) -> int:
-        return self.quantizer.codebook_size
-
-    @property
     def num_codebooks(self) -> int:
         return self.quantizer.num_codebooks
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        side = self.image_size // self.downsample_factor
-        return side, side
+        return self.latent_side, self.latent_side
 
     def num_tokens(self, height: int | None = None, width: int | None = None) -> int:
         """Codes one image takes: ``h * w`` (times ``K`` for rvq, whose codes are ``[h, w, K]``)."""

@@ -85,7 +85,7 @@ class QueryImageTokenizer(GridImageTokenizer):
         self.l1_weight = float(l1_weight)
         self.l2_weight = float(l2_weight)
         width = int(query_width)
-        patches = (self.image_size // factor) ** 2
+        patches = self.latent_side ** 2
         # The conv stages emit (and take) `width`-channel patch features directly.
         self.encoder, self.decoder = _build_encoder_decoder(
             self.channels, block_channels, int(layers_per_block), width, int(norm_groups), bool(mid_attention))
@@ -143,7 +143,7 @@ class QueryImageTokenizer(GridImageTokenizer):
         # Likewise each patch position starts from the tokens spread back in raster order.
         spread = F.adaptive_avg_pool1d(tokens.transpose(1, 2), self.pixel_queries.shape[1])
         features = self.writer(self.pixel_queries + spread.transpose(1, 2), tokens)  # [B, patches, width]
-        side = self.image_size // self.downsample_factor
+        side = self.latent_side
         return self.decoder(features.transpose(1, 2).reshape(latents.shape[0], -1, side, side))
 
     def decode(self, codes: Tensor) -> Tensor:

@@ -105,6 +105,23 @@ class Quantizer(nn.Module):
                f"num_codebooks={self.num_codebooks}"
 
 
+class QuantizedLatents:
+    """What an autoencoder whose latent grid a :class:`Quantizer` quantizes derives from it (the image and video
+    tokenizers): its codebook size, and the side of the latent grid of one ``image_size`` image or frame."""
+
+    quantizer: Quantizer
+    image_size: int
+    downsample_factor: int
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def latent_side(self) -> int:
+        return self.image_size // self.downsample_factor
+
+
 class FSQQuantizer(Quantizer):
     kind = "fsq"
     library: ClassVar[tuple[type, ...]] = (FSQ,)

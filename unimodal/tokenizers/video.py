@@ -27,7 +27,7 @@ from unimodal.errors import ConfigError
 from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, constructor_options, register, registered_kind
 from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
-from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
+from unimodal.tokenizers.quantizers import QuantizedLatents, Quantizer, QuantizerOutput, quantizer_from_config
 
 DEFAULT_QUANTIZER: dict[str, Any] = {"kind": "fsq", "levels": [4, 4, 4]}
 
@@ -130,7 +130,7 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
 
 
 @register
-class Causal3DVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
+class Causal3DVideoTokenizer(ModuleWeights, QuantizedLatents, nn.Module, VideoTokenizer):
     kind = "causal3d"
 
     def __init__(self, num_frames: int = 9, image_size: int = 32, channels: int = 3,
@@ -173,13 +173,8 @@ class Causal3DVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
         self.quantizer: Quantizer = quantizer_from_config(quantizer, latent_dim)
 
     @property
-    def codebook_size(self) -> int:
-        return self.quantizer.codebook_size
-
-    @property
     def grid_shape(self) -> tuple[int, int, int]:
-        side = self.image_size // self.downsample_factor
-        return self.code_frames(self.num_frames), side, side
+        return self.code_frames(self.num_frames), self.latent_side, self.latent_side
 
     def code_frames(self, num_frames: int) -> int:
         """The first frame alone, then one code frame per (started) group of ``time_factor`` frames."""
