@@ -19,6 +19,22 @@ def pyplot() -> Any:
     return plt
 
 
+HIT_COLOURS = {True: "#2ca02c", False: "#d62728"}   # a panel's frame: hit, miss (grey: not judged)
+
+
+def show_panel(ax: Any, image: np.ndarray | None, hit: bool | None, linewidth: float, cmap: str | None = None) -> None:
+    """One panel of a figure: ``image`` framed by whether it was a hit, or an empty panel when None."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if image is None:
+        ax.axis("off")
+        return
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    for spine in ax.spines.values():
+        spine.set_edgecolor(HIT_COLOURS.get(hit, "#888888"))
+        spine.set_linewidth(linewidth)
+
+
 def _frames(clip: np.ndarray, count: int) -> list[np.ndarray]:
     index = np.unique(np.round(np.linspace(0, len(clip) - 1, min(count, len(clip)))).astype(int))
     return [clip[i] for i in index]
@@ -31,16 +47,7 @@ def frame_strips(rows: list[tuple[str, np.ndarray, bool | None]], path: Path, fr
     for r, (label, clip, hit) in enumerate(rows):
         shown = _frames(clip, frames)
         for c in range(frames):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c >= len(shown):
-                ax.axis("off")
-                continue
-            ax.imshow(shown[c], interpolation="nearest")
-            for spine in ax.spines.values():
-                spine.set_edgecolor({True: "#2ca02c", False: "#d62728"}.get(hit, "#888888"))
-                spine.set_linewidth(1.5)
+            show_panel(axes[r][c], shown[c] if c < len(shown) else None, hit, 1.5)
         axes[r][0].set_ylabel(textwrap.fill(label, 18), fontsize=5, rotation=0, ha="right", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
@@ -60,17 +67,12 @@ def generation_grid(examples: list[dict[str, Any]], path: Path, columns: int = 8
     for r, (split, items) in enumerate(rows):
         for c in range(columns):
             ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
             if c >= len(items):
-                ax.axis("off")
+                show_panel(ax, None, None, 2)
                 continue
             item = items[c]
             image = item["media"]
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
-            for spine in ax.spines.values():
-                spine.set_edgecolor({True: "#2ca02c", False: "#d62728"}.get(item["hit"], "#888888"))
-                spine.set_linewidth(2)
+            show_panel(ax, image[..., 0] if image.shape[-1] == 1 else image, item["hit"], 2, cmap="gray")
             ax.set_title(textwrap.fill(item["prompt"], 22), fontsize=5)
             if c == 0:
                 ax.set_ylabel(split, fontsize=7)
