@@ -61,7 +61,8 @@ def main(argv: list[str]) -> None:
     for name, (score, _) in results.items():
         print(f"{name:<16}{score.accuracy:>10.2f}{score.hits:>5}/{score.total}")
     summary = {name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total,
-                      "examples": [{k: v for k, v in e.items() if k != "media"} for e in examples]}
+                      "examples": [{k: e[k] for k in ("prompt", "found", "hit")} if name.startswith("text->")
+                                   else {"want": e["prompt"], "got": e["media"], "hit": e["hit"]} for e in examples]}
                for name, (s, examples) in results.items()}
     (run_dir / "eval").mkdir(exist_ok=True)
     (run_dir / "eval" / "generation.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -77,13 +77,13 @@ def main(argv: list[str]) -> None:
     out = run_dir / "eval"
     (out / "video").mkdir(parents=True, exist_ok=True)
     for index, example in enumerate(generated.examples):
-        clip = example.pop("media")
-        if isinstance(clip, np.ndarray):
-            write_gif(clip, out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
+        if isinstance(example["media"], np.ndarray):
+            write_gif(example["media"], out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
     report = {s.name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total} for s in scores}
     report["seconds"] = round(seconds, 1)
-    report["examples"] = {"text->video": generated.examples,
-                          "video->text": [{k: v for k, v in e.items() if k != "media"} for e in captions.examples[:20]]}
+    report["examples"] = {"text->video": [{k: e[k] for k in ("prompt", "found", "hit")} for e in generated.examples],
+                          "video->text": [{"want": e["prompt"], "got": e["media"], "hit": e["hit"]}
+                                          for e in captions.examples[:20]]}
     (out / "video.json").write_text(json.dumps(report, indent=2, default=str))
     for s in scores:
         print(f"{s.name:24s} {s.accuracy:.2f} ({s.hits}/{s.total})")
