@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 OPTIONS = {"steps": None, "minutes": None, "levels": "2,4,8", "num_test": "60",
            "out": "benchmarks/out/audio_tokenizers"}
 
@@ -61,6 +63,7 @@ def main(argv: list[str]) -> None:
     from unimodal.config import compose
     from unimodal.data.sources import load_samples
     from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
+    from unimodal.records import write_record
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -116,6 +119,7 @@ def main(argv: list[str]) -> None:
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(table(rows) + "\n")
     print(table(rows))
+    write_record("audio_tokenizers", result, ROOT, argv)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,11 @@ ms/token is the wall time of one whole generation (prompt prefill included) over
 (``grid**2 + 3``), i.e. the latency of one token position for the whole batch; tokens/s counts every prompt's
 tokens. Each variant runs ``warmup`` untimed generations (compilation happens there), then ``repeats`` timed
 ones, round-robin over the variants; the best is kept (other load only ever slows a run down).
-Prints a table and writes ``benchmarks/out/generate_speed-<model>-<device>.json``.
+Prints a table and appends the rows to ``benchmarks/results/generate_speed-<commit>.json``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -124,10 +123,10 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
 def main(argv: list[str]) -> None:
     from tqdm import tqdm
 
-    from unimodal.cli import source_commit
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm, count_parameters
+    from unimodal.records import write_record
     from unimodal.sequence import SequenceCodec
     from unimodal.vocab import SPECIALS, Vocabulary
 
@@ -192,13 +191,10 @@ def main(argv: list[str]) -> None:
         ratio = "" if row["vs_generate"] is None else f"{row['vs_generate']:.3f}"
         print(f"{row['batch']:>5}  {row['variant']:<10}{row['ms_per_token']:>10.3f}{row['tokens_per_s']:>11.1f}"
               f"{ratio:>11}")
-    out = ROOT / "benchmarks" / "out" / f"generate_speed-{cfg.model.name}-{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": cfg.model.name, "parameters": count_parameters(model), "vocab": vocab.size,
-                               "grid": grid, "cfg": args["cfg"], "temperature": args["temperature"],
-                               "dtype": dtype_name, "device": name, "repeats": repeats, "warmup": warmup,
-                               "commit": source_commit(ROOT), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_record("generate_speed", {"model": cfg.model.name, "parameters": count_parameters(model),
+                                    "vocab": vocab.size, "grid": grid, "cfg": args["cfg"],
+                                    "temperature": args["temperature"], "dtype": dtype_name, "device": name,
+                                    "repeats": repeats, "warmup": warmup, "rows": rows}, ROOT, argv)
 
 
 if __name__ == "__main__":

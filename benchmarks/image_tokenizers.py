@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 WIDTHS = [16, 32, 32]  # f4 on 32x32 -> 8x8 = 64 tokens; shared by every tokenizer here and the baseline
 KIND_OVERRIDES: dict[str, list[str]] = {
     "vq": ["tokenizer/image=vq"],
@@ -58,6 +60,7 @@ def main(argv: list[str]) -> None:
     from unimodal.data.tokens import images_to_tensor
     from unimodal.errors import UnimodalError
     from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer, write_image_report
+    from unimodal.records import write_record
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -113,6 +116,7 @@ def main(argv: list[str]) -> None:
     (out / "results.md").write_text(table + "\n")
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print("\n" + table)
+    write_record("image_tokenizers", {"data": "fashion_mnist", "num_test": len(test), "rows": rows}, ROOT, argv)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
