@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
 from unimodal.data.synthetic.world import COLORS, SHAPES
+from unimodal.eval.suite import strict_hit
 from unimodal.model.generate import SamplingConfig
 
 
@@ -37,7 +38,7 @@ def seen_single_object_prompts(held_out: list[list[str]] | list[tuple[str, str]]
 
 def score_text_to_media(pipeline: Any, modality: str, prompts: list[tuple[str, str]], sampling: SamplingConfig,
                         seed: int = 0, progress: bool = True) -> Score:
-    """Generate one ``modality`` sample per prompt; a hit when the analyzer finds that colour and shape."""
+    """Generate one ``modality`` sample per prompt; a hit when the analyzer finds exactly that one object."""
     score = Score(f"text->{modality}")
     for index, (color, shape) in enumerate(tqdm(prompts, desc=f"text->{modality}", disable=not progress)):
         result = pipeline.generate(f"a {color} {shape}", output=modality, seed=seed + index, sampling=sampling)[0]
@@ -45,7 +46,7 @@ def score_text_to_media(pipeline: Any, modality: str, prompts: list[tuple[str, s
             found = [(o.color, o.shape) for o in analyze_image(result.images[0])] if result.images else []
         else:
             found = analyze_sound(result.audio[0], pipeline.sample_rate) if result.audio else []
-        hit = (color, shape) in found
+        hit = strict_hit([(color, shape)], found)
         score.hits += int(hit)
         score.total += 1
         score.examples.append({"prompt": f"a {color} {shape}", "found": found, "hit": hit,

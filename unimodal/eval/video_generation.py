@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from unimodal.data.motion import MOTIONS, motions_in, parse_motion_caption
 from unimodal.eval.generation import Score, seen_single_object_prompts
+from unimodal.eval.suite import strict_hit
 from unimodal.model.generate import SamplingConfig
 
 
@@ -18,13 +19,13 @@ def motion_prompts(held_out: list[list[str]] | list[tuple[str, str]], count: int
 
 def score_text_to_video(pipeline: Any, prompts: list[tuple[str, str, str]], sampling: SamplingConfig, seed: int = 0,
                         progress: bool = True) -> tuple[Score, Score]:
-    """One clip per prompt: (object and direction found, object found whatever its motion)."""
+    """One clip per prompt: (exactly that object moving that way, that object there whatever its motion)."""
     moving, objects = Score("text->video"), Score("text->video object")
     for index, (color, shape, direction) in enumerate(tqdm(prompts, desc="text->video", disable=not progress)):
         prompt = f"a {color} {shape} moves {direction}"
         result = pipeline.generate(prompt, output="video", seed=seed + index, sampling=sampling)[0]
         found = motions_in(result.videos[0]) if result.videos else []
-        hit = (color, shape, direction) in found
+        hit = strict_hit([(color, shape, direction)], found)
         moving.hits, moving.total = moving.hits + int(hit), moving.total + 1
         objects.hits += int(any(f[:2] == (color, shape) for f in found))
         objects.total += 1
@@ -61,5 +62,5 @@ def score_round_trip(pipeline: Any, samples: Any, progress: bool = True) -> Scor
             continue
         decoded = decode_video_segment(tokenizer, video_segment(tokenizer, samples.motion_world.render_video(clip)))
         found = motions_in(decoded)
-        score.hits, score.total = score.hits + int(tuple(want[0]) in found), score.total + 1
+        score.hits, score.total = score.hits + int(strict_hit(want, found)), score.total + 1
     return score

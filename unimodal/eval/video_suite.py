@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from unimodal.data.motion import MOTIONS, MotionWorld, motions_in, parse_motion_caption
-from unimodal.eval.suite import EVAL_SEED_OFFSET, SPLITS, WORLD_SPLIT, single_object_count, split_colours
+from unimodal.eval.suite import (
+    EVAL_SEED_OFFSET,
+    SPLITS,
+    WORLD_SPLIT,
+    single_object_count,
+    split_colours,
+    strict_hit,
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> d
     scores = {"object": (int(all(w[:2] in [f[:2] for f in found] for w in want)), 1),
               "motion": (int(moving), 1),
               "direction": (int([f[2] for f in found] == [w[2] for w in want]), 1),
-              "exact": (int(found == want), 1)}
+              "exact": (int(strict_hit(want, found)), 1)}
     scores["one_object" if len(want) == 1 else "two_objects"] = (int(moving), 1)
     for name in MOTIONS:
         asked = [w for w in want if w[2] == name]
