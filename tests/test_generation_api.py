@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.tiny_pipeline import AUDIO_FRAMES, tiny_pipeline
-from unimodal.anyres import AnyResImage
 from unimodal.errors import ConfigError, UnimodalError
 from unimodal.model.constraints import SpanState
 from unimodal.model.sampling import SamplingConfig, guidance_scale
 from unimodal.sequence import LAYOUTS, SequenceCodec
+from unimodal.tokenizers.anyres import AnyResImage
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,7 @@ from unimodal.data.motion import MOTIONS, MotionWorld, motions_in
 from unimodal.data.synthetic.analyze import UNKNOWN, analyze_image, analyze_sound
 from unimodal.data.synthetic.noise import noise_clips, noise_images, noise_sounds
 from unimodal.data.synthetic.world import COLORS, SHAPES, Scene, World
-from unimodal.eval.suite import SPLITS, make_scenes, strict_hit
+from unimodal.eval.world.suite import SPLITS, make_scenes, strict_hit
 
 NOISE_RATE = 0.02
 CLEAN_RATE = 0.98
