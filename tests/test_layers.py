@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def test_contracts_hold():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout and f"{TOKENIZER_CONTRACT} KEPT" in result.stdout
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new module or subpackage of unimodal must be placed in the layers contract, or nothing checks it."""
+    layers = re.search(r"layers = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.S).group(1)
+    placed = set(re.findall(r"unimodal\.(\w+)", layers))
+    children = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert children - placed == set(), f"add these to the layers contract in pyproject.toml: {children - placed}"
 
 
 def test_a_forbidden_import_inside_a_function_breaks_its_contract(tmp_path):
