@@ -65,7 +65,8 @@ def main(argv: list[str]) -> None:
     from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.eval.tokenizers.measure import evaluate_audio_tokenizer
     from unimodal.records import write_record
-    from unimodal.training.run import build_tokenizer, trainer_kwargs
+    from unimodal.training.accelerator import trainer_kwargs
+    from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
 
     options, overrides = dict(OPTIONS), []

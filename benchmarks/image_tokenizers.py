@@ -62,7 +62,8 @@ def main(argv: list[str]) -> None:
     from unimodal.eval.tokenizers.measure import evaluate_image_tokenizer
     from unimodal.media import images_to_tensor
     from unimodal.records import write_record
-    from unimodal.training.run import build_tokenizer, trainer_kwargs
+    from unimodal.training.accelerator import trainer_kwargs
+    from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
 
     args = dict(a.split("=", 1) for a in argv)

@@ -37,10 +37,11 @@ def main(argv: list[str]) -> None:
     from unimodal.records import write_record
     from unimodal.run_folder import build_vocab, make_codec
     from unimodal.tokenizers.text import TextTokenizer
+    from unimodal.training.accelerator import cpu_has_native_bf16
     from unimodal.training.lm_data import TaskBatches, TaskDataset, collate, length_groups
     from unimodal.training.lm_module import LMModule, masked_lm_loss
     from unimodal.training.packing import packed_loader
-    from unimodal.training.run import build_tokenizer, cpu_has_native_bf16, media_shapes, tokenizer_options
+    from unimodal.training.run import build_tokenizer, media_shapes, tokenizer_options
 
     args = dict(a.split("=", 1) for a in argv)
     steps, warmup = int(args.get("steps", 30)), int(args.get("warmup", 5))

@@ -1,4 +1,5 @@
-"""What ``scripts/generate.py`` does, importable (so tests call it without a subprocess)."""
+"""``scripts/generate.py``: read the prompt (text, image, sound or clip files), generate through the run's
+pipeline (:mod:`unimodal.pipeline`) and write each answer's media (PNG, WAV, GIF and MP4)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,24 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from unimodal.cli import run_cli
 from unimodal.config import compose
 from unimodal.errors import UnimodalError
 from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
 from unimodal.model.fast_decode import fast_mode
 from unimodal.model.generate import SamplingConfig
+
+USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
+
+  output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
+  num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
+  out_dir=<folder> (default: <run>/samples)
+  chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(generate, USAGE, argv)
 
 
 def _table(node: Any) -> dict[str, Any]:
@@ -43,7 +57,8 @@ def quote_free_text(override: str) -> str:
     return override
 
 
-def generate_from_config(overrides: list[str]) -> list[Path]:
+def generate(overrides: list[str]) -> list[Path]:
+    """Generate from the run of ``run=``; print each text answer and the path of every file written."""
     cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
     if not cfg.run:
         raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
