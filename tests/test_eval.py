@@ -27,10 +27,11 @@ def test_benchmark_script_reports_accuracy(smoke_run, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "UNIMODAL_RESULTS_DIR": str(tmp_path / "results")}
     result = subprocess.run([sys.executable, "benchmarks/generation_accuracy.py", f"run={run_dir}", "samples=2",
-                             "seeds=2", "batch_size=8", "progress=false", f"out={out}"],
+                             "seeds=2", "batch_size=8", "progress=false", f"out={out}",
+                             "directions=[text->image,image->text]"],  # every direction: test_eval_harness
                             cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    for direction in ("text->image", "image->text", "text->audio", "audio->text", "image->audio", "audio->image"):
+    for direction in ("text->image", "image->text"):
         assert direction in result.stdout
     assert (out / "report.md").is_file() and (out / "metrics.json").is_file()
     [record] = list((tmp_path / "results").glob("generation_accuracy-*.json"))
