@@ -5,7 +5,7 @@ What is asked and how an answer is judged live in :mod:`.suite` (scenes, clips, 
 :data:`Producer` makes the outputs for a batch of scenes:
 
 - :func:`batched_producer`: the run's LM, every prompt of a batch in one ``generate_ids`` call (``evaluate.py``)
-- :func:`prompt_producer`: one ``Pipeline.generate`` per scene, seeded by its index (the benchmarks)
+- :func:`prompt_producer`: one ``Pipeline.generate`` per scene, seeded by its index (a user's path)
 - :func:`round_trip_producer`: the video tokenizer alone, encode -> decode of the rendered clip (a ceiling)
 
 :func:`score_direction` then reads (:func:`read_output` for still scenes, :func:`read_motion` for clips), judges and

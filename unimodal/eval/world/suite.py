@@ -175,13 +175,6 @@ def categories(want: list[tuple[str, str]], found: list[tuple[str, str]]) -> dic
     return scores
 
 
-def object_found(want: list[tuple], found: list[tuple]) -> dict[str, tuple[int, int]]:
-    """``object``: every requested (colour, shape) is among the objects found, anywhere, whatever else is there
-    (what the benchmarks count for single-object prompts; clips score the same in :func:`motion_categories`)."""
-    pairs = [tuple(f)[:2] for f in found]
-    return {"object": (int(all(tuple(w)[:2] in pairs for w in want)), 1)}
-
-
 def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> dict[str, tuple[int, int]]:
     """(hits, total) per category that applies to a clip of ``len(want)`` objects."""
     want = [tuple(w) for w in want]
