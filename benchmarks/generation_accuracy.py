@@ -1,11 +1,15 @@
-"""Generation accuracy of a trained run, judged by the synthetic world's exact analyzers.
+"""Generation accuracy of a trained run under the strict judge, at several seeds, with its controls.
 
-    python benchmarks/generation_accuracy.py run=<run dir> [prompts=20] [cfg_scale=3.0] [seed=0]
+    python benchmarks/generation_accuracy.py run=<run dir> [samples=100] [seeds=3] [seed=0] [cfg_scale=3.0]
+        [directions=[text->image,...]] [controls=true] [batch_size=64] [out=<dir>]
 
-Over ``prompts`` single-object prompts of colour-shape combinations seen in training it reports the
-fraction of generated images (and sounds) in which the analyzer finds the requested colour and shape,
-plus caption accuracy on freshly rendered scenes of seen combinations (image->text, audio->text). Writes
-``<run>/eval/generation.json`` and a grid PNG of the generated images.
+The numbers are ``scripts/evaluate.py run=<run dir>``'s (the one scoring engine, unimodal/eval/world): every
+direction of the run on seen and held-out scenes, ``samples`` scenes per split at each of ``seeds`` seeds (each
+seed its own scenes and sampling stream), a hit only when the analyzer reads exactly the requested objects.
+Each score is pooled over the seeds with a 95% Wilson interval, beside its noise and shuffled-prompt controls;
+a bar (unimodal/eval/world/stats.py) is met when the lower bound reaches it. Writes the run's evaluation
+(``<run>/eval`` or ``out=``: report.md, metrics.json, figures) and appends the headline numbers to
+``benchmarks/results/generation_accuracy-<commit>.json``.
 """
 
 from __future__ import annotations
@@ -14,60 +18,49 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+HEADLINE = ("exact", "single_exact")
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a RESULTS row quotes: exact and single-object exact per direction and split, intervals and controls."""
+    return {direction: {split: {cat: cells[cat] for cat in HEADLINE if cat in cells} for split, cells in table.items()}
+            for direction, table in metrics["directions"].items()}
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's recipe in a few keys (modality, tasks, LM steps and time, final losses): what was scored."""
+    summary: dict[str, Any] = {}
+    for name, keys in (("run.json", ("modality", "tasks")), ("train_summary.json", None)):
+        try:
+            found = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        summary.update({k: v for k, v in found.items() if keys is None or k in keys})
+    return summary
 
 
 def main(argv: list[str]) -> None:
-    import numpy as np
-    from PIL import Image
-
+    from unimodal.commands.evaluate import parse_run_options
     from unimodal.errors import UnimodalError
-    from unimodal.eval.sampling import default_sampling
-    from unimodal.eval.world.engine import prompt_producer, score_direction
-    from unimodal.eval.world.figures import image_grid
-    from unimodal.eval.world.run import load_run
-    from unimodal.eval.world.suite import EvalScene, categories, object_found, seen_single_object_prompts
+    from unimodal.eval.world.run import evaluate_run
+    from unimodal.records import write_record
 
-    args = dict(a.split("=", 1) for a in argv)
-    if "run" not in args:
-        raise UnimodalError("usage: python benchmarks/generation_accuracy.py run=<run dir> [prompts=20]")
-    run_dir = Path(args["run"])
-    pipe, cfg, world = load_run(run_dir, synthetic=True)
-    count = int(args.get("prompts", 20))
-    seed = int(args.get("seed", 0))
-    sampling = default_sampling(float(args.get("cfg_scale", 3.0)), float(args.get("temperature", 1.0)),
-                                int(args.get("top_k", 0)))
-    rng = np.random.default_rng(0)   # layouts only: a prompt names the colour and shape that are scored
-    asked = [EvalScene("seen", world.scene_from_prompt(f"a {c} {s}", rng))
-             for c, s in seen_single_object_prompts(list(cfg.data.held_out), count)]
-    captioned = [EvalScene("seen", scene) for scene in world.dataset(count, seed=12345, split="train")]
-    results = {}
-    started = time.perf_counter()
-    for modality in pipe.info["media"]:
-        # media: the requested object is there; captions: exactly the scene's objects, in order
-        for direction, scenes, judge, hit in ((f"text->{modality}", asked, object_found, "object"),
-                                              (f"{modality}->text", captioned, categories, "exact")):
-            result = score_direction(prompt_producer(pipe, world, direction, sampling, seed), world, direction,
-                                     scenes, batch_size=1, sample_rate=pipe.sample_rate, judge=judge, hit=hit,
-                                     keep_media=count)
-            results[direction] = (result.scores["seen"][hit], result.examples)
-            if direction == "text->image":
-                out = run_dir / "eval"
-                out.mkdir(exist_ok=True)
-                Image.fromarray(image_grid([e["media"] for e in result.examples])).save(out / "text_to_image.png")
-    seconds = time.perf_counter() - started
-    print(f"\nrun: {run_dir}   prompts: {count}   cfg_scale: {sampling.cfg_scale['default']}   "
-          f"({seconds:.0f}s)")
-    print(f"{'direction':<16}{'accuracy':>10}{'hits':>8}")
-    for name, (score, _) in results.items():
-        print(f"{name:<16}{score.accuracy:>10.2f}{score.hits:>5}/{score.total}")
-    summary = {name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total,
-                      "examples": [{k: e[k] for k in ("prompt", "found", "hit")} if name.startswith("text->")
-                                   else {"want": e["prompt"], "got": e["media"], "hit": e["hit"]} for e in examples]}
-               for name, (s, examples) in results.items()}
-    (run_dir / "eval").mkdir(exist_ok=True)
-    (run_dir / "eval" / "generation.json").write_text(json.dumps(summary, indent=2, default=str))
+    if not any(a.startswith("run=") for a in argv):
+        raise UnimodalError("usage: python benchmarks/generation_accuracy.py run=<run dir> [samples=100] [seeds=3]")
+    options = parse_run_options(["lm_samples=0", "vqa_scenes=0", *argv])
+    started = time.time()
+    metrics = evaluate_run(options)
+    write_record("generation_accuracy", {
+        "run": str(options["run"]), "recipe": run_summary(Path(options["run"])), "seeds": metrics["seeds"],
+        "samples_per_split": metrics["samples_per_split"], "cfg_scale": metrics["cfg_scale"],
+        "directions": headline(metrics), "bars": metrics["bars"], "evaluation_seconds": metrics["seconds"]},
+        ROOT, argv, started)
 
 
 if __name__ == "__main__":
     from unimodal.cli import run_cli
+
     sys.exit(run_cli(main, __doc__))

@@ -6,7 +6,8 @@
 Every tokenizer gives 64 tokens per image from about 1,024 codes (vq 1024, fsq [8,5,5,5] = 1000,
 lfq 2**10, qformer-1d 64 queries x fsq 1000) and trains for the same ``steps`` batches of
 ``batch_size`` (``minutes`` caps each one). ``diffusers-vq`` is the baseline: diffusers' own
-``VQModel`` at the same 8x8 grid, codebook size, widths, losses and steps. Reports test-set PSNR,
+``VQModel`` at the same 8x8 grid, codebook size, widths, losses and steps, with the library's defaults
+(a plain VQ: no EMA codebook, no k-means init, no dead-code restarts, which our ``vq`` has). Reports test-set PSNR,
 SSIM, codebook usage, perplexity, steps/s and parameters as one table, written to ``<out>/results.md``
 and ``<out>/results.json``, with each tokenizer's folder (card.md, reconstructions.png) under ``<out>``.
 """
@@ -29,6 +30,7 @@ KIND_OVERRIDES: dict[str, list[str]] = {
     "qformer-1d": ["tokenizer/image=qformer-1d"],
     "diffusers-vq": ["tokenizer/image=vq"],  # only for the shared budget keys; the model is built below
 }
+LABELS = {"diffusers-vq": "diffusers-vq (VQModel, library defaults)"}  # what the table calls a kind
 
 
 def diffusers_baseline(channels: int, image_size: int, codebook_size: int, latent_dim: int) -> Any:
@@ -124,7 +126,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| tokenizer | test PSNR (dB) | SSIM | codebook usage | perplexity | codes | tokens/image | "
              "steps | steps/s | parameters |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['kind']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['codebook_usage']:.1%} | "
+        lines.append(f"| {LABELS.get(r['kind'], r['kind'])} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+                     f"{r['codebook_usage']:.1%} | "
                      f"{r['perplexity']:.0f} | {r['codebook_size']} | {r['tokens_per_image']:.0f} | "
                      f"{r['train_steps']} | {r['steps_per_second']:.2f} | {r['parameters'] / 1e6:.2f}M |")
     return "\n".join(lines)

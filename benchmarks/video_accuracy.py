@@ -1,93 +1,68 @@
-"""Generation accuracy of a modality=video run, judged by the synthetic world's exact motion analyzer.
+"""Generation accuracy of a modality=video run under the strict judge, at several seeds, with its controls.
 
-    python benchmarks/video_accuracy.py run=<run dir> [prompts=20] [clips=100] [cfg_scale=3.0] [seed=0]
+    python benchmarks/video_accuracy.py run=<run dir> [samples=100] [seeds=3] [seed=0] [cfg_scale=3.0]
+        [controls=true] [batch_size=64] [out=<dir>]
 
-text->video: over ``prompts`` single-object prompts of seen colour-shape pairs, directions in turn ("a red
-circle moves left"), the fraction of generated clips in which the analyzer finds that object moving that way
-(and, beside it, the object whatever its motion). video->text: over ``clips`` held-out clips (the test split:
-another seed, any colour-shape pair), the fraction of greedy captions that name every object's direction in
-order (and that are exact). Also the ceiling that the video tokenizer sets: the fraction of those held-out
-clips with one object that the analyzer still reads exactly after encode -> decode. Writes
-``<run>/eval/video.json`` and the generated clips as GIFs.
+text->video and video->text are ``scripts/evaluate.py run=<run dir>``'s numbers (the one scoring engine): clips of
+seen and held-out colour-shape pairs, ``samples`` per split at each seed (each seed its own clips and sampling), a
+hit only when the motion analyzer reads exactly the requested objects moving the requested ways (``exact``;
+``single_exact`` on one-object clips), pooled over seeds with a 95% Wilson interval, beside the noise and
+shuffled-prompt controls. Also the ceiling the video tokenizer sets: the share of the same one-object clips that
+the analyzer still reads exactly after encode -> decode (no LM). Writes the run's evaluation (``<run>/eval`` or
+``out=``) and appends the numbers to ``benchmarks/results/video_accuracy-<commit>.json``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
+
+def round_trip(options: dict[str, Any]) -> dict[str, Any]:
+    """Single-object clips of every seed and split through the video tokenizer alone, judged exactly; pooled."""
+    from unimodal.eval.world.engine import read_motion, round_trip_producer, score_direction
+    from unimodal.eval.world.run import load_run
+    from unimodal.eval.world.stats import pool
+    from unimodal.eval.world.suite import SPLITS, make_clips, motion_categories, motion_world
+
+    pipe, cfg, world = load_run(options["run"], options["device"], synthetic=True)
+    motion = motion_world(world, cfg)
+    tables = []
+    for seed in range(options["seed"], options["seed"] + options["seeds"]):
+        clips = [c for split in SPLITS for c in make_clips(motion, split, options["samples"], seed) if len(c.want) == 1]
+        result = score_direction(round_trip_producer(pipe, motion), motion, "video->video", clips,
+                                 progress=options["progress"], read=read_motion, judge=motion_categories, keep_media=0)
+        tables.append(result.metrics())
+    return {split: pool(tables)[split]["exact"] for split in SPLITS}
+
 
 def main(argv: list[str]) -> None:
-    import numpy as np
-
-    from unimodal.data.video_sources import synthetic_clips
+    from unimodal.commands.evaluate import parse_run_options
     from unimodal.errors import UnimodalError
-    from unimodal.eval.sampling import default_sampling
-    from unimodal.eval.world.engine import (
-        Score,
-        prompt_producer,
-        read_motion,
-        round_trip_producer,
-        score_direction,
-    )
-    from unimodal.eval.world.run import load_run
-    from unimodal.eval.world.suite import EvalClip, motion_categories, motion_prompts, motion_world
-    from unimodal.media import write_gif
+    from unimodal.eval.world.run import evaluate_run
+    from unimodal.records import write_record
 
-    args = dict(a.split("=", 1) for a in argv)
-    if "run" not in args:
-        raise UnimodalError("usage: python benchmarks/video_accuracy.py run=<run dir> [prompts=20] [clips=100]")
-    run_dir = Path(args["run"])
-    pipe, cfg, world = load_run(run_dir, synthetic=True)
-    if "video" not in pipe.info["media"]:
-        raise UnimodalError(f"{run_dir} is a modality={pipe.info['modality']} run; train one with modality=video")
-    cfg.data.num_test = int(args.get("clips", 100))
-    sampling = default_sampling(float(args.get("cfg_scale", 3.0)), float(args.get("temperature", 1.0)),
-                                int(args.get("top_k", 0)))
-    motion = motion_world(world, cfg)
-    rng = np.random.default_rng(0)   # layouts only: a prompt names the object and direction that are scored
-    count = int(args.get("prompts", 20))
-    asked = [EvalClip("seen", motion.clip_from_prompt(f"a {c} {s} moves {d}", rng))
-             for c, s, d in motion_prompts(list(cfg.data.held_out), count)]
-    held_out = [EvalClip("test", clip) for clip in synthetic_clips(world, cfg.data, "test").clips]
-    single = [clip for clip in held_out if len(clip.want) == 1]
-
-    def score(produce: Any, direction: str, clips: list[EvalClip], hit: str) -> Any:
-        return score_direction(produce, motion, direction, clips, batch_size=1, read=read_motion,
-                               judge=motion_categories, hit=hit, keep_media=len(clips))
-
-    def named(result: Any, split: str, category: str, name: str) -> Score:
-        found = result.scores.get(split, {}).get(category, Score(category))
-        return Score(name, found.hits, found.total)
-
-    started = time.perf_counter()
-    generated = score(prompt_producer(pipe, motion, "text->video", sampling, int(args.get("seed", 0))),
-                      "text->video", asked, "motion")
-    captions = score(prompt_producer(pipe, motion, "video->text", sampling), "video->text", held_out, "direction")
-    round_trip = score(round_trip_producer(pipe, motion), "video->video", single, "motion")
-    seconds = time.perf_counter() - started
-    scores = [named(generated, "seen", "motion", "text->video"),
-              named(generated, "seen", "object", "text->video object"),
-              named(captions, "test", "direction", "video->text direction"),
-              named(captions, "test", "exact", "video->text exact"),
-              named(round_trip, "test", "motion", "tokenizer round trip")]
-    out = run_dir / "eval"
-    (out / "video").mkdir(parents=True, exist_ok=True)
-    for index, example in enumerate(generated.examples):
-        if isinstance(example["media"], np.ndarray):
-            write_gif(example["media"], out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
-    report = {s.name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total} for s in scores}
-    report["seconds"] = round(seconds, 1)
-    report["examples"] = {"text->video": [{k: e[k] for k in ("prompt", "found", "hit")} for e in generated.examples],
-                          "video->text": [{"want": e["prompt"], "got": e["media"], "hit": e["hit"]}
-                                          for e in captions.examples[:20]]}
-    (out / "video.json").write_text(json.dumps(report, indent=2, default=str))
-    for s in scores:
-        print(f"{s.name:24s} {s.accuracy:.2f} ({s.hits}/{s.total})")
-    print(f"{seconds:.0f}s; wrote {out / 'video.json'} and {out / 'video'}/*.gif")
+    if not any(a.startswith("run=") for a in argv):
+        raise UnimodalError("usage: python benchmarks/video_accuracy.py run=<run dir> [samples=100] [seeds=3]")
+    options = parse_run_options(["lm_samples=0", "vqa_scenes=0", *argv])
+    started = time.time()
+    metrics = evaluate_run(options)
+    if set(metrics["directions"]) != {"text->video", "video->text"}:
+        raise UnimodalError(f"{options['run']} is not a modality=video run (it has {', '.join(metrics['directions'])})")
+    ceiling = round_trip(options)
+    for split, cell in ceiling.items():
+        print(f"  tokenizer round trip {split}: {cell['accuracy']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}] "
+              f"({cell['hits']}/{cell['total']} one-object clips read exactly after encode -> decode)")
+    write_record("video_accuracy", {
+        "run": str(options["run"]), "seeds": metrics["seeds"], "samples_per_split": metrics["samples_per_split"],
+        "cfg_scale": metrics["cfg_scale"],
+        "directions": {d: {split: {cat: cells[cat] for cat in ("exact", "single_exact", "direction") if cat in cells}
+                           for split, cells in table.items()} for d, table in metrics["directions"].items()},
+        "tokenizer_round_trip": ceiling, "evaluation_seconds": metrics["seconds"]}, ROOT, argv, started)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +22,21 @@ def test_seen_prompts_exclude_held_out():
     assert len(set(prompts)) == len(COLORS) * len(SHAPES) - 2
 
 
-def test_benchmark_script_reports_accuracy(smoke_run):
+def test_benchmark_script_reports_accuracy(smoke_run, tmp_path):
     _, run_dir = smoke_run
-    result = subprocess.run([sys.executable, "benchmarks/generation_accuracy.py", f"run={run_dir}", "prompts=2"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = tmp_path / "eval"
+    env = {**os.environ, "UNIMODAL_RESULTS_DIR": str(tmp_path / "results")}
+    result = subprocess.run([sys.executable, "benchmarks/generation_accuracy.py", f"run={run_dir}", "samples=2",
+                             "seeds=2", "batch_size=8", "progress=false", f"out={out}",
+                             "directions=[text->image,image->text]"],  # every direction: test_eval_harness
+                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    for direction in ("text->image", "image->text", "text->audio", "audio->text"):
+    for direction in ("text->image", "image->text"):
         assert direction in result.stdout
-    assert (run_dir / "eval" / "generation.json").is_file()
-    assert (run_dir / "eval" / "text_to_image.png").is_file()
+    assert (out / "report.md").is_file() and (out / "metrics.json").is_file()
+    [record] = list((tmp_path / "results").glob("generation_accuracy-*.json"))
+    run = json.loads(record.read_text())["runs"][0]
+    assert run["command"].startswith("python benchmarks/generation_accuracy.py run=")
+    assert run["results"]["seeds"] == [0, 1]
+    cell = run["results"]["directions"]["text->image"]["seen"]["single_exact"]
+    assert {"low", "high", "per_seed", "noise", "shuffled"} <= set(cell)

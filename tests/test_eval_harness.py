@@ -53,8 +53,8 @@ def test_analyzers_are_exact_on_rendered_scenes(world, direction):
         for name, score in result.scores[split].items():
             assert score.total > 0
             assert score.accuracy >= 0.99, (direction, split, name, score.accuracy)
-    assert set(result.scores["seen"]) == {"single_object", "colour", "count", "position", "two_objects", "exact",
-                                          "attributes"}
+    assert set(result.scores["seen"]) == {"single_object", "single_exact", "colour", "count", "position",
+                                          "two_objects", "exact", "attributes"}
 
 
 def test_colour_prompts_are_balanced(world):
@@ -98,8 +98,18 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
     out = copy / "eval"
     for name in ("report.md", "metrics.json", "accuracy.png", "grid.png", "codebook_usage.png"):
         assert (out / name).is_file(), name
-    assert set(metrics["directions"]) >= {"text->image", "image->text", "text->audio", "audio->text"}
+    assert set(metrics["directions"]) == {"text->image", "image->text", "text->audio", "audio->text",
+                                          "image->audio", "audio->image"}  # every direction of image+audio
     assert set(metrics["directions"]["text->image"]) == set(SPLITS)
+    assert metrics["seeds"] == [0, 1, 2]
+    for direction, table in metrics["directions"].items():
+        for split in SPLITS:  # every score: pooled over 3 seeds, its interval, and both controls beside it
+            cell = table[split]["exact"]
+            assert cell["total"] == 3 * 2 and len(cell["per_seed"]) == 3, (direction, split)
+            assert 0.0 <= cell["low"] <= cell["accuracy"] <= cell["high"] <= 1.0
+            assert {"noise", "shuffled"} <= set(cell), (direction, split)
+    report = (out / "report.md").read_text()
+    assert "## Headline" in report and "[95% interval]" in report
     assert set(metrics["lm_bits_per_token"]["held_out"]) >= {"text", "image", "audio"}
     assert "## text->image" in (out / "report.md").read_text()
     from unimodal.commands.evaluate import parse_run_options

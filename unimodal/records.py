@@ -5,6 +5,9 @@ changes) and one entry per invocation at that commit: the exact command, the dat
 load average, torch, device) and the numbers. A second invocation at the same commit (another seed, another
 model size, a GPU) is appended, so every row of benchmarks/RESULTS.md can name the file its numbers are in.
 
+``UNIMODAL_RESULTS_DIR`` points the records at another folder (the tests use it, so a test run never adds files
+to the checkout).
+
 A leaf of the package rather than a file in benchmarks/: the benchmarks run as scripts, not as a package, and
 the format is tested without running one.
 """
@@ -43,7 +46,8 @@ def _git(root: Path, *args: str) -> str:
 
 
 def record_path(root: Path, benchmark: str, commit: str | None = None) -> Path:
-    return Path(root) / RESULTS_DIR / f"{benchmark}-{commit or source_commit(root)}.json"
+    folder = Path(os.environ.get("UNIMODAL_RESULTS_DIR") or Path(root) / RESULTS_DIR)
+    return folder / f"{benchmark}-{commit or source_commit(root)}.json"
 
 
 def machine() -> dict[str, Any]:

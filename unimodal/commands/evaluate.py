@@ -15,8 +15,13 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   run=: scores every direction of a run trained on data=synthetic with the world's exact analyzers, on scenes
   of seen and of held-out colour-shape combinations; writes report.md, metrics.json and PNG figures into
   <run>/eval (or out=<dir>). modality=video runs: text->video and video->text on clips, by the motion analyzer.
-  samples=100 (scenes per split and direction)  lm_samples=100 (scenes per split for bits per token; 0 = off)
-  vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  cfg_scale=3.0  directions=[text->image,...]
+  Every score is the pooled hits of seeds=3 seeds (seed, seed+1, ...: each its own scenes and sampling), with
+  a 95% Wilson interval, each seed's value and two chance rates measured alongside: the outputs judged against
+  shuffled prompts, and noise (noise inputs for directions from media, noise outputs for directions from text;
+  controls=false skips the noise generations). A bar is met when the interval's lower bound reaches it.
+  samples=100 (scenes per split, direction and seed)  lm_samples=100 (scenes per split for bits per token; 0 = off)
+  vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  seeds=3  controls=true  cfg_scale=3.0
+  directions=[text->image,...]
   Runs on real images (data=clipart|fashion_mnist|folder): text->image on test captions, judged by a CLIP-style
   score (a small contrastive model trained here on the dataset's captions) and an FD on Fashion-MNIST
   classifier features; judge_steps=400 (training steps of each judge). inception=<file>: also the standard FID
@@ -35,11 +40,12 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   batch_size=64  progress=true  device=auto|cpu|cuda  out=<dir>"""
 
 RUN_OPTIONS: dict[str, Any] = {"run": None, "compare": None, "out": None, "samples": 100, "lm_samples": 100,
-                               "vqa_scenes": 100, "batch_size": 64, "seed": 0, "cfg_scale": 3.0, "directions": None,
+                               "vqa_scenes": 100, "batch_size": 64, "seed": 0, "seeds": 3, "controls": True,
+                               "cfg_scale": 3.0, "directions": None,
                                "progress": True, "device": "auto", "reuse": True, "judge_steps": 400,
                                "inception": None}   # real-image runs: Inception-v3 FID weights file (standard FID)
-_RUN_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "judge_steps")
-_RUN_FLAGS = ("progress", "reuse")
+_RUN_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "seeds", "judge_steps")
+_RUN_FLAGS = ("progress", "reuse", "controls")
 TASKS = ("tokenizer",)
 # Keys task=tokenizer reads itself; `data=<name>` and `data.<key>=...` go to the config tree.
 TOKENIZER_OPTIONS: dict[str, Any] = {"task": None, "tokenizer": None, "split": "test", "num_images": None,

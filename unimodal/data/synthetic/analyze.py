@@ -3,6 +3,12 @@
 Model outputs (blurry, noisy reconstructions from learned codecs) are scored with the same analyzers, so
 the analyzers rely on cues that survive blur, noise and colour shifts: hue direction and template overlap
 for images, fundamental frequency and the loudness envelope for sounds.
+
+They can also say "nothing recognisable": an object whose best template fits poorly, that is larger than any
+object of the world, or whose hue is no palette colour, and a tone with no clear palette pitch or a wobble
+that is not the tremolo, keep their place with an ``UNKNOWN`` colour or shape (the ``MIN_``/``MAX_`` floors
+below, set between what renders and honest codec reconstructions give and what noise gives). An ``UNKNOWN``
+never matches a prompt, so noise and stray blobs make misses rather than lucky hits.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
 
 
 def _purity(pixels: np.ndarray, color: str) -> float:
+    """Brightness-weighted mean cosine between the pixels' hue directions and ``color``'s."""
     direction = _PALETTE_DIRS[_PALETTE_NAMES.index(color)]
     norm = np.linalg.norm(pixels, axis=-1)
     cos = (pixels @ direction) / np.maximum(norm, 1e-9)
@@ -208,7 +215,7 @@ _MIN_TONE_S = 0.04
 _PITCH_BAND = (150.0, 1300.0)  # palette pitches +-35%
 _PITCH_LOBE = 0.03  # the fundamental's share of the energy is counted within this relative distance
 MIN_PITCH_FIT = 0.5  # share of a tone's energy at its fundamental below which its colour is UNKNOWN (noise)
-MAX_PITCH_ERROR = 0.06  # log distance to the nearest palette pitch (a quarter of their spacing) beyond which too
+MAX_PITCH_ERROR = 0.06  # log distance to the nearest palette pitch beyond which the colour is UNKNOWN too
 MIN_TREMOLO_FIT = 0.5  # share of a wobbly envelope's variance at the tremolo rate, below which its shape is UNKNOWN
 _TREMOLO_RESIDUAL = 0.15  # log-loudness wobble left after a straight-line fit: only the square has it
 _SLOPE = 0.5  # log-loudness change over a tone: pluck ~ -1.3, swell ~ +1.3, steady ~ 0
@@ -310,7 +317,7 @@ def _classify_pitch(segment: np.ndarray, sample_rate: int) -> tuple[str, float, 
     peak = freqs[band][int(np.argmax(power[band]))]
     names = list(PITCHES)
     distance = [abs(np.log(peak / PITCHES[c])) for c in names]
-    # The Hann main lobe is 4 bins of the segment's own length wide; a few percent covers vibrato-free drift.
+    # The fundamental's energy: within 3% of the peak, or the Hann main lobe (+-2 bins of the segment's length).
     lobe = max(_PITCH_LOBE * peak, 2.0 * sample_rate / max(len(segment), 1))
     audible = freqs >= _PITCH_BAND[0] / 2
     fit = float(power[np.abs(freqs - peak) <= lobe].sum() / max(power[audible].sum(), 1e-12))

@@ -5,7 +5,7 @@ What is asked and how an answer is judged live in :mod:`.suite` (scenes, clips, 
 :data:`Producer` makes the outputs for a batch of scenes:
 
 - :func:`batched_producer`: the run's LM, every prompt of a batch in one ``generate_ids`` call (``evaluate.py``)
-- :func:`prompt_producer`: one ``Pipeline.generate`` per scene, seeded by its index (the benchmarks)
+- :func:`prompt_producer`: one ``Pipeline.generate`` per scene, seeded by its index (a user's path)
 - :func:`round_trip_producer`: the video tokenizer alone, encode -> decode of the rendered clip (a ceiling)
 
 :func:`score_direction` then reads (:func:`read_output` for still scenes, :func:`read_motion` for clips), judges and
@@ -98,13 +98,7 @@ def encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_
     device = next(tokenizer.parameters()).device
     codes = []
     for start in range(0, len(scenes), batch_size):
-        media = [render(world, s, modality) for s in scenes[start:start + batch_size]]
-        if modality == "image":
-            batch = images_to_tensor(media)
-        elif modality == "video":
-            batch = videos_to_tensor(media)
-        else:
-            batch = torch.from_numpy(np.stack(media))
+        batch = _media_batch([render(world, s, modality) for s in scenes[start:start + batch_size]], modality)
         with torch.no_grad():
             codes.append(tokenizer.encode(batch.to(device)).cpu().numpy())
     return np.concatenate(codes)
@@ -114,11 +108,27 @@ def prompt_ids(pipe: Any, world: Any, scenes: list[EvalScene], source: str) -> l
     """Each scene rendered as ``source`` and encoded as a generation prompt (no ``<eos>``)."""
     if source == "text":
         texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
-        segments = [Segment("text", ids) for ids in texts]
-    else:
-        codes = encode_media(pipe, world, [s.scene for s in scenes], source)
-        segments = [Segment(source, c) for c in codes]
-    return [pipe.codec.encode([segment], add_eos=False).ids for segment in segments]
+        return [pipe.codec.encode([Segment("text", ids)], add_eos=False).ids for ids in texts]
+    return media_prompt_ids(pipe, [render(world, s.scene, source) for s in scenes], source)
+
+
+def media_prompt_ids(pipe: Any, media: list[np.ndarray], modality: str, batch_size: int = 64) -> list[np.ndarray]:
+    """Images, sounds or clips encoded by the run's tokenizer as generation prompts (no ``<eos>``)."""
+    tokenizer = pipe.tokenizers[modality].eval()
+    device = next(tokenizer.parameters()).device
+    codes = []
+    for start in range(0, len(media), batch_size):
+        with torch.no_grad():
+            codes.append(tokenizer.encode(_media_batch(media[start:start + batch_size], modality).to(device)).cpu())
+    return [pipe.codec.encode([Segment(modality, c)], add_eos=False).ids for c in torch.cat(codes).numpy()]
+
+
+def _media_batch(media: list[np.ndarray], modality: str) -> torch.Tensor:
+    if modality == "image":
+        return images_to_tensor(media)
+    if modality == "video":
+        return videos_to_tensor(media)
+    return torch.from_numpy(np.stack(media))
 
 
 # --- producers -----------------------------------------------------------------------------

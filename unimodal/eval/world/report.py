@@ -12,26 +12,68 @@ def _cell(entry: dict[str, float] | None) -> str:
     return f"{entry['accuracy']:.2f} ({entry['hits']}/{entry['total']})" if entry else "-"
 
 
-def direction_table(table: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    splits = [s for s in SPLITS if s in table]
-    lines = ["| category | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+def _interval(entry: dict[str, Any]) -> str:
+    if "low" not in entry:
+        return _cell(entry)
+    return f"{entry['accuracy']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}] ({entry['hits']}/{entry['total']})"
+
+
+def _control(entry: dict[str, Any], kind: str) -> str:
+    control = entry.get(kind)
+    return f"{control['accuracy']:.2f} (<= {control['high']:.2f})" if control else "-"
+
+
+def direction_table(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One row per category and split: the pooled score with its 95% interval, each seed, and both controls."""
+    lines = ["| category | split | score [95% interval] | per seed | noise | shuffled prompts |",
+             "|---|---|---|---|---|---|"]
     for cat in CATEGORIES:
-        if any(cat in table[s] for s in splits):
-            lines.append(f"| {cat} | " + " | ".join(_cell(table[s].get(cat)) for s in splits) + " |")
+        for split in (s for s in SPLITS if cat in table.get(s, {})):
+            entry = table[split][cat]
+            seeds = " / ".join(f"{v:.2f}" for v in entry.get("per_seed", []))
+            lines.append(f"| {cat} | {split} | {_interval(entry)} | {seeds or '-'} | {_control(entry, 'noise')} | "
+                         f"{_control(entry, 'shuffled')} |")
+    return lines
+
+
+def headline_table(metrics: dict[str, Any]) -> list[str]:
+    """``exact`` (and ``single_exact``) of every direction and split: the strict judge's numbers."""
+    lines = ["| direction | split | exact [95% interval] | single-object exact | noise | shuffled prompts |",
+             "|---|---|---|---|---|---|"]
+    for direction, table in metrics["directions"].items():
+        for split in (s for s in SPLITS if s in table):
+            exact, single = table[split].get("exact"), table[split].get("single_exact")
+            lines.append(f"| {direction} | {split} | {_interval(exact) if exact else '-'} | "
+                         f"{_interval(single) if single else '-'} | {_control(exact or {}, 'noise')} | "
+                         f"{_control(exact or {}, 'shuffled')} |")
     return lines
 
 
 def write_report(metrics: dict[str, Any], pictures: list[tuple[str, str]], path: Path) -> None:
     chance = metrics["colour_chance"]
+    seeds = metrics.get("seeds", [metrics["seed"]])
     lines = [f"# Evaluation of `{metrics['run']}`", "",
-             f"{metrics['date']}; {metrics['samples_per_split']} scenes per split and direction, seed "
-             f"{metrics['seed']}, cfg_scale {metrics['cfg_scale']}; {metrics['seconds']:.0f} s.", "",
-             "Scored by the synthetic world's exact analyzers (no learned judge). `seen`: scenes of colour-shape "
-             "combinations training holds; `held_out`: scenes with at least one combination training never shows "
-             f"({', '.join(metrics['held_out_combinations'])}). Colour prompts are balanced over each split's "
-             f"colours: an output that never changes scores at most {chance['seen']:.3f} (seen) and "
-             f"{chance['held_out']:.3f} (held out) on `colour`. Captions only say \"left of\", so `position` has no "
-             "\"above\"."]
+             f"{metrics['date']}; {metrics['samples_per_split']} scenes per split and direction at each of "
+             f"{len(seeds)} seeds ({', '.join(map(str, seeds))}: each seed draws its own scenes and samples), "
+             f"cfg_scale {metrics['cfg_scale']}; {metrics['seconds']:.0f} s.", "",
+             "Every score is the hits of all seeds pooled, with a 95% Wilson interval and each seed's value. "
+             "A hit is strict: the analyzer reads exactly the requested objects, in order, and nothing else "
+             "(`exact`; `single_exact` on one-object requests). Beside each score, two chance rates measured in "
+             "this run: `noise` (noise as the input of a direction from media, noise as the output of a direction "
+             "from text) and `shuffled prompts` (the outputs judged against other requests of the split), with "
+             "their upper bound. A bar is met only when the interval's lower bound reaches it.", "",
+             "## Headline", "", *headline_table(metrics), ""]
+    if metrics.get("bars"):
+        lines += ["| bar | lower bound | met |", "|---|---|---|"]
+        lines += [f"| {v['direction']} {v['split']} {v['category']} >= {v['bar']:.2f} | {v['low']:.3f} | "
+                  f"{'yes' if v['met'] else '**no**'} |" for v in metrics["bars"]]
+        lines += [""]
+    lines += ["Scored by the synthetic world's exact analyzers (no learned judge). `seen`: scenes of colour-shape "
+              "combinations training holds; `held_out`: scenes with at least one combination training never shows "
+              f"({', '.join(metrics['held_out_combinations'])}). Colour prompts are balanced over each split's "
+              f"colours: an output that never changes scores at most {chance['seen']:.3f} (seen) and "
+              f"{chance['held_out']:.3f} (held out) on `colour`. Captions only say \"left of\", so `position` has "
+              "no \"above\"."]
     if any("video" in d for d in metrics["directions"]):
         lines += ["", "Video directions are scored on clips (same seen / held-out colour-shape split) by the motion "
                   "analyzer: `object` every object there, `direction` the directions in order, `motion` every object "
@@ -62,6 +104,13 @@ def write_report(metrics: dict[str, Any], pictures: list[tuple[str, str]], path:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _compare_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    return f"{entry['accuracy']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]" if "low" in entry else \
+        f"{entry['accuracy']:.2f}"
+
+
 def write_compare(runs: dict[str, dict[str, Any]], folders: dict[str, str], path: Path) -> str:
     """Write compare.md (one row per direction, split and category; one column per run); return the table."""
     names = list(runs)
@@ -73,7 +122,7 @@ def write_compare(runs: dict[str, dict[str, Any]], folders: dict[str, str], path
                 cells = [runs[n]["directions"].get(direction, {}).get(split, {}).get(cat) for n in names]
                 if any(cells):
                     table.append(f"| {direction} | {split} | {cat} | "
-                                 + " | ".join(f"{c['accuracy']:.2f}" if c else "-" for c in cells) + " |")
+                                 + " | ".join(_compare_cell(c) for c in cells) + " |")
     for split in SPLITS:
         parts = sorted({m for r in runs.values() for m in r.get("lm_bits_per_token", {}).get(split, {})})
         for part in parts:

@@ -19,6 +19,7 @@ from unimodal.errors import ConfigError, UnimodalError
 from unimodal.run_folder import CONFIG_FILE
 
 METRICS_FILE = "metrics.json"
+KEEP_MEDIA = 24  # generated media of the first seed kept per split for the figures
 
 
 def load_run(run: str | Path, device: str | None = None, synthetic: bool = False) -> tuple[Any, Any, Any]:
@@ -69,9 +70,9 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
     from unimodal.eval.plots import generation_grid
     from unimodal.eval.world import figures
-    from unimodal.eval.world.engine import batched_producer, score_direction
     from unimodal.eval.world.lm_loss import bits_per_token
     from unimodal.eval.world.report import write_report
+    from unimodal.eval.world.stats import bar_verdicts, pool, with_controls
     from unimodal.eval.world.suite import SPLITS, colour_chance
 
     run = run or options["run"]
@@ -87,14 +88,15 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
     judged, make, read, judge = _footing(pipe, cfg, world)
+    seeds = [options["seed"] + i for i in range(options["seeds"])]
+    results, tables = score_seeds(pipe, judged, chosen, make, read, judge, seeds, options)
     scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
-    results = {d: score_direction(batched_producer(pipe, judged, d, options["cfg_scale"], options["seed"]), judged, d,
-                                  scenes, options["batch_size"], pipe.sample_rate, options["progress"], read, judge)
-               for d in chosen}
+    directions = {d: with_controls(pool(tables[d]["score"]), {k: pool(v) for k, v in tables[d].items() if k != "score"})
+                  for d in chosen}
     metrics: dict[str, Any] = {
         "run": str(run), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "samples_per_split": options["samples"],
-        "seed": options["seed"], "cfg_scale": options["cfg_scale"],
-        "directions": {d: r.metrics() for d, r in results.items()}, "not_scored": skipped,
+        "seed": options["seed"], "seeds": seeds, "cfg_scale": options["cfg_scale"],
+        "directions": directions, "bars": bar_verdicts(directions), "not_scored": skipped,
         "colour_chance": {split: colour_chance(world, split) for split in SPLITS},
         "held_out_combinations": sorted(f"{c} {s}" for c, s in world.held_out)}
     if options["lm_samples"]:
@@ -126,12 +128,49 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
                            for d, r in results.items()}
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, pictures, out / "report.md")
-    print(f"\nrun {run}: {len(scenes)} scenes x {len(results)} directions in {metrics['seconds']:.0f}s")
+    print(f"\nrun {run}: {len(scenes)} scenes x {len(results)} directions x {len(seeds)} seeds in "
+          f"{metrics['seconds']:.0f}s; exact [95% interval] (noise / shuffled control)")
     for direction, table in metrics["directions"].items():
-        exact = "  ".join(f"{split} {table[split]['exact']['accuracy']:.2f}" for split in table)
-        print(f"  {direction:<14} exact: {exact}")
+        print(f"  {direction:<14} " + "  ".join(f"{split} {headline_cell(table[split]['exact'])}" for split in table))
+    for verdict in metrics["bars"]:
+        print(f"  bar {verdict['direction']} {verdict['split']} {verdict['category']} >= {verdict['bar']:.2f}: "
+              f"{'met' if verdict['met'] else 'NOT met'} (lower bound {verdict['low']:.3f})")
     print(f"wrote {out / 'report.md'}, {out / METRICS_FILE} and {len(pictures)} figures")
     return metrics
+
+
+def score_seeds(pipe: Any, world: Any, chosen: list[str], make: Any, read: Any, judge: Any, seeds: list[int],
+                options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, list]]]:
+    """Every direction at every seed (its own scenes and sampling stream), with the controls of each seed.
+
+    Returns the first seed's results (examples, media and codes for the figures) and, per direction, the tables
+    of every seed: ``score``, ``shuffled`` and (with ``controls``) ``noise``."""
+    from unimodal.eval.world.controls import noise_producer, shuffled
+    from unimodal.eval.world.engine import batched_producer, score_direction
+    from unimodal.eval.world.suite import SPLITS
+
+    first: dict[str, Any] = {}
+    tables: dict[str, dict[str, list]] = {d: {"score": [], "shuffled": [], "noise": []} for d in chosen}
+    for seed in seeds:
+        scenes = [s for split in SPLITS for s in make(world, split, options["samples"], seed)]
+        for d in chosen:
+            common = dict(batch_size=options["batch_size"], sample_rate=pipe.sample_rate,
+                          progress=options["progress"], read=read, judge=judge)
+            result = score_direction(batched_producer(pipe, world, d, options["cfg_scale"], seed), world, d, scenes,
+                                     keep_media=KEEP_MEDIA if seed == seeds[0] else 0, **common)
+            first.setdefault(d, result)
+            tables[d]["score"].append(result.metrics())
+            tables[d]["shuffled"].append(shuffled(result, judge, seed))
+            if options["controls"]:
+                noise = noise_producer(pipe, world, d, options["cfg_scale"], seed)
+                tables[d]["noise"].append(score_direction(noise, world, d, scenes, keep_media=0, **common).metrics())
+    return first, {d: {k: v for k, v in t.items() if v} for d, t in tables.items()}
+
+
+def headline_cell(cell: dict[str, Any]) -> str:
+    """``0.62 [0.55, 0.68] (noise 0.00 / shuffled 0.05)``: a score, its interval and its controls."""
+    controls = " / ".join(f"{k} {cell[k]['accuracy']:.2f}" for k in ("noise", "shuffled") if k in cell)
+    return f"{cell['accuracy']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]" + (f" ({controls})" if controls else "")
 
 
 def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:

@@ -17,6 +17,8 @@ objects left to right, the sound's tones in time order. GenEval-style categories
   only say "left of", so "above" cannot be asked and is not scored
 - ``exact`` (all scenes): the whole ordered list equals the scene's (:func:`strict_hit`, the judge every
   headline number uses)
+- ``single_exact`` (1-object scenes): ``exact`` on single-object prompts: that one object, colour and shape,
+  and nothing else
 - ``attributes`` (per object, all scenes): object i has the requested colour and shape
 
 Clips (``modality=video`` runs) stand on the same footing: ``seen`` clips hold only colour-shape pairs training
@@ -30,7 +32,7 @@ motion caption parsed. Categories (:func:`motion_categories`):
 - ``direction``: the directions, in order, are the requested ones (for captions: each object's direction named)
 - ``one_object`` / ``two_objects``: ``motion`` on clips of that many objects
 - ``left``, ``right``, ``up``, ``down`` (per object): an object asked to move that way is there, moving so
-- ``exact``: the whole ordered list equals the clip's
+- ``exact``: the whole ordered list equals the clip's; ``single_exact``: the same on one-object clips
 
 The benchmarks ask single objects of seen pairs (:func:`seen_single_object_prompts`, :func:`motion_prompts`).
 """
@@ -51,7 +53,7 @@ WORLD_SPLIT = {"seen": "train", "held_out": "held_out"}
 GENEVAL = ("single_object", "colour", "count", "position", "two_objects")
 # Clips are scored by these; listed here so every report and compare table has them.
 MOTION_CATEGORIES = ("object", "direction", "motion", "one_object", "left", "right", "up", "down")
-CATEGORIES = (*GENEVAL, "exact", "attributes", *MOTION_CATEGORIES)
+CATEGORIES = ("exact", "single_exact", *GENEVAL, "attributes", *MOTION_CATEGORIES)
 EVAL_SEED_OFFSET = 200  # training splits use data.seed + 0..2, instruction evaluation + 100
 
 
@@ -163,6 +165,7 @@ def categories(want: list[tuple[str, str]], found: list[tuple[str, str]]) -> dic
               "attributes": (sum(int(i < len(found) and found[i] == w) for i, w in enumerate(want)), len(want))}
     if len(want) == 1:
         colour, shape = want[0]
+        scores["single_exact"] = scores["exact"]
         scores["single_object"] = (int(len(found) == 1 and found[0][1] == shape), 1)
         scores["colour"] = (int(bool(found) and all(c == colour for c, _ in found)), 1)
     if len(want) == 2:
@@ -170,13 +173,6 @@ def categories(want: list[tuple[str, str]], found: list[tuple[str, str]]) -> dic
         scores["two_objects"] = (int(both), 1)
         scores["position"] = (int(_ordered_pair(found, want[0], want[1])), 1)
     return scores
-
-
-def object_found(want: list[tuple], found: list[tuple]) -> dict[str, tuple[int, int]]:
-    """``object``: every requested (colour, shape) is among the objects found, anywhere, whatever else is there
-    (what the benchmarks count for single-object prompts; clips score the same in :func:`motion_categories`)."""
-    pairs = [tuple(f)[:2] for f in found]
-    return {"object": (int(all(tuple(w)[:2] in pairs for w in want)), 1)}
 
 
 def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> dict[str, tuple[int, int]]:
@@ -189,6 +185,8 @@ def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> d
               "direction": (int([f[2] for f in found] == [w[2] for w in want]), 1),
               "exact": (int(strict_hit(want, found)), 1)}
     scores["one_object" if len(want) == 1 else "two_objects"] = (int(moving), 1)
+    if len(want) == 1:
+        scores["single_exact"] = scores["exact"]
     for name in MOTIONS:
         asked = [w for w in want if w[2] == name]
         if asked:
