@@ -1,0 +1,93 @@
+"""What the Run tab shows about a run folder: a summary, its config, tokenizer cards and evaluation figures."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unimodal.pipeline import Pipeline
+
+CARD_FIGURES = ("reconstructions.png", "spectrograms.png", "frames.png")
+PICTURE_LINK = re.compile(r"!\[[^\]]*\]\([^)]*\)\n?")   # a card's relative picture links: the tab shows them itself
+
+
+@dataclass
+class Card:
+    """One tokenizer's card: its text, figures, and example sounds (original / reconstruction pairs)."""
+
+    modality: str
+    markdown: str
+    figures: list[Path] = field(default_factory=list)
+    sounds: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_config(run_dir: Path) -> str:
+    """The run's config.yaml as text (empty when the folder has none)."""
+    path = Path(run_dir) / "config.yaml"
+    return path.read_text() if path.is_file() else ""
+
+
+def is_instruct(run_dir: Path) -> bool:
+    """Whether the run was tuned to chat (stage=instruct keeps the pretrained model in lm-pretrain/)."""
+    run_dir = Path(run_dir)
+    return (run_dir / "lm-pretrain").is_dir() or "train_instruct: true" in run_config(run_dir)
+
+
+def run_summary(pipeline: Pipeline) -> str:
+    """One paragraph of Markdown: what the run is and how far it was trained."""
+    run_dir, info = Path(pipeline.run_dir), pipeline.info
+    trained = _json(run_dir / "train_summary.json")
+    parameters = sum(p.numel() for p in pipeline.model.parameters())
+    device = next(pipeline.model.parameters()).device
+    facts = [f"**{info.get('modality', '?')}**", f"{parameters / 1e6:.1f}M parameters",
+             f"context {pipeline.context_length} tokens", f"vocabulary {pipeline.vocab.size} ids", f"on {device}"]
+    if "steps" in trained:
+        facts.insert(1, f"{trained['steps']} LM steps")
+    if is_instruct(run_dir):
+        facts.insert(1, "chat-tuned (stage=instruct)")
+    tasks = ", ".join(info.get("tasks", []))
+    return f"`{run_dir}`: " + " · ".join(facts) + (f"  \nTrained on: {tasks}" if tasks else "")
+
+
+def tokenizer_cards(run_dir: Path, modalities: list[str]) -> list[Card]:
+    """The card of each tokenizer the run holds (``<run>/tokenizers/<modality>/card.md``), in order."""
+    cards = []
+    for modality in modalities:
+        folder = Path(run_dir) / "tokenizers" / modality
+        card = folder / "card.md"
+        if not card.is_file():
+            continue
+        text = PICTURE_LINK.sub("", card.read_text())
+        figures = [folder / name for name in CARD_FIGURES if (folder / name).is_file()]
+        sounds = []
+        for original in sorted((folder / "samples").glob("*_original.wav"))[:2]:
+            reconstruction = original.with_name(original.name.replace("_original", "_reconstruction"))
+            sounds.append(("original", original))
+            if reconstruction.is_file():
+                sounds.append(("reconstruction", reconstruction))
+        cards.append(Card(modality, text, figures, sounds))
+    return cards
+
+
+def eval_figures(run_dir: Path) -> tuple[str, list[tuple[Path, str]]]:
+    """The latest evaluation (``scripts/evaluate.py run=...`` writes ``<run>/eval``): a line saying what and
+    when, and its figures with captions; a line saying how to make one when there is none."""
+    folder = Path(run_dir) / "eval"
+    figures = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    if not figures:
+        return (f"No evaluation yet: `python scripts/evaluate.py run={run_dir}` scores every direction and "
+                f"writes its figures here."), []
+    metrics = _json(folder / "metrics.json")
+    headline = [f"{key}: {value:.3f}" for key, value in metrics.items() if isinstance(value, (int, float))][:6]
+    report = folder / "report.md"
+    line = f"Latest evaluation: `{report if report.is_file() else folder}`"
+    return line + (f" ({', '.join(headline)})" if headline else ""), [(p, p.stem.replace("_", " ")) for p in figures]
