@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from unimodal.data.synthetic import World
+from unimodal.data.synthetic.world import World
 from unimodal.eval.directions import score_direction
 from unimodal.eval.suite import SPLITS, categories, colour_chance, make_scenes
 from unimodal.pipeline import Generation

@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_video_run import video_run  # noqa: F401  (the debug=smoke modality=video run fixture)
 from unimodal.data.motion import MotionWorld
-from unimodal.data.synthetic import World, WorldConfig
+from unimodal.data.synthetic.world import World, WorldConfig
 from unimodal.eval.directions import score_direction
 from unimodal.eval.suite import SPLITS
 from unimodal.eval.video_suite import make_clips, motion_categories, read_motion

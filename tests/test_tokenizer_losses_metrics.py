@@ -206,7 +206,7 @@ def fake_images(monkeypatch):
     """Synthetic-world images rendered here, standing in for ``sources.load_images``."""
     from unimodal.data import sources
     from unimodal.data.images import ImageTextSet
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     calls = []
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from unimodal.data.synthetic import analyze_image, analyze_sound, parse_caption
+from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
 from unimodal.eval.generation import Score, default_sampling
 from unimodal.eval.instruct import _encode_media
 from unimodal.eval.suite import SPLITS, EvalScene, categories

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from unimodal.data.synthetic import COLORS, SHAPES, analyze_image, analyze_sound, parse_caption
+from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
+from unimodal.data.synthetic.world import COLORS, SHAPES
 from unimodal.model.generate import SamplingConfig
 
 

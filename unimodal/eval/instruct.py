@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from unimodal.data.chat import chat_prompt
 from unimodal.data.instruct import KINDS, SWAP_QUESTION, VISUAL, ask, compare_question, edit_scene, swap_scene
-from unimodal.data.synthetic import analyze_image
+from unimodal.data.synthetic.analyze import analyze_image
 from unimodal.eval.generation import Score
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment

@@ -38,7 +38,7 @@ EVAL_SEED_OFFSET = 200  # training splits use data.seed + 0..2, instruction eval
 @dataclass(frozen=True)
 class EvalScene:
     split: str
-    scene: Any  # unimodal.data.synthetic.Scene
+    scene: Any  # unimodal.data.synthetic.world.Scene
 
     @property
     def want(self) -> list[tuple[str, str]]:
