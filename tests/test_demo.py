@@ -142,6 +142,20 @@ def test_run_tab_and_examples(actions, tmp_path):
     assert len(examples.captions) == 3 and len(examples.images) == 3 and len(examples.sounds) == 3
 
 
+def test_page_builds_every_tab(actions, tmp_path, monkeypatch):
+    """Chat and the streaming player are not in the browser test's run (no stage=instruct, maybe no ffmpeg)."""
+    import unimodal.demo.page as page_module
+    from unimodal.demo.examples import run_examples
+
+    monkeypatch.setattr(page_module, "is_instruct", lambda run_dir: True)
+    examples = run_examples(actions.pipeline.run_dir, ["image", "audio"], tmp_path, count=4, chat=True)
+    assert examples.questions and examples.questions[-1][1].startswith("describe this image, then draw it")
+    page = page_module.build_page(actions, examples, streaming=True)
+    ids = {block.elem_id for block in page.blocks.values() if getattr(block, "elem_id", None)}
+    assert {"prompt", "outputs", "generate", "gallery", "chat", "chat-input", "reconstruction"} <= ids
+    assert next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "answer-sound").streaming
+
+
 # --- the page in a browser ----------------------------------------------------------------------------------
 
 def free_port() -> int:

@@ -118,7 +118,7 @@ def generate_tab(actions: Actions, controls: dict[str, Any], examples: Examples,
         try:
             request = actions.request(dict(zip(names, values, strict=True)))
             if streaming and actions.streams(request):
-                yield ok_line("Generating sound..."), [], "", None, gr.update(visible=False)
+                yield ok_line("Generating sound..."), [], "", gr.update(value=None), gr.update(visible=False)
                 start, chunks = time.perf_counter(), []
                 for chunk in actions.stream(request, tracker(progress, "sound")):
                     chunks.append(chunk)
@@ -127,9 +127,10 @@ def generate_tab(actions: Actions, controls: dict[str, Any], examples: Examples,
                 yield ok_line(answer.status), gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
             answer = actions.generate(request, tracker(progress, "generating"))
-            yield show(answer, str(answer.sounds[0]) if answer.sounds else None)
-        except UnimodalError as err:
-            yield error_line("Could not generate", err), [], "", None, gr.update(value=None, visible=False)
+            yield show(answer, str(answer.sounds[0]) if answer.sounds else gr.update(value=None))
+        except UnimodalError as err:   # a prop update, not a chunk: it empties a streaming player too
+            yield (error_line("Could not generate", err), [], "", gr.update(value=None),
+                   gr.update(value=None, visible=False))
 
     event = dict(fn=on_generate, inputs=inputs, outputs=outputs, preprocess=False, concurrency_id="model",
                  concurrency_limit=1, api_name="generate")
