@@ -89,6 +89,25 @@ def test_bad_uploads_are_named(actions, tmp_path):
         kind_of({"path": "x", "orig_name": "notes.txt"}, ["image", "audio"])
 
 
+def test_a_recording_soundfile_cannot_read_goes_through_ffmpeg(tmp_path):
+    """Browsers record WebM/Opus or MP4/AAC; libsndfile reads neither, PyAV (FFmpeg) does."""
+    import av
+
+    from unimodal.demo.uploads import read_sound
+
+    path = tmp_path / "recording.m4a"
+    tone = (0.5 * np.sin(np.linspace(0, 2 * np.pi * 440, 48000))).astype(np.float32)[None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    wave = read_sound({"path": str(path), "orig_name": "recording.m4a"}, 16000)
+    assert wave.dtype == np.float32 and abs(len(wave) - 16000) < 1600 and np.abs(wave).max() > 0.2
+
+
 def test_prompt_longer_than_the_context(actions):
     request = actions.request(form(prompt="a red circle left of a blue square " * 60))
     with pytest.raises(UnimodalError, match="exceeds the model context of 256: shorten the prompt"):
