@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from unimodal.data.synthetic.world import COLORS, SHAPES
-from unimodal.eval.generation import seen_single_object_prompts
+from unimodal.eval.world.suite import seen_single_object_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 

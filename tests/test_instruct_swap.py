@@ -92,8 +92,8 @@ def test_untrained_chat_answers_text_then_a_whole_image():
 
 def test_benchmark_scores_swaps_and_draws_them(tmp_path):
     from unimodal.data.synthetic.world import WorldConfig
-    from unimodal.eval.instruct import SWAP_SCORES, score_instruct
-    from unimodal.eval.swap_figure import swap_figure
+    from unimodal.eval.world.figures import swap_figure
+    from unimodal.eval.world.instruct import SWAP_SCORES, score_instruct
 
     pipe = tiny_pipeline()
     del pipe.tokenizers["audio"]   # its untrained codec makes far more frames than the tiny context holds
