@@ -2,8 +2,7 @@
 
 import sys
 
-from unimodal.cli import run_cli
-from unimodal.commands.demo import USAGE, main
+from unimodal.commands.demo import main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, USAGE))
+    sys.exit(main())

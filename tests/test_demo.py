@@ -175,6 +175,16 @@ def test_page_builds_every_tab(actions, tmp_path, monkeypatch):
     assert next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "answer-sound").streaming
 
 
+def test_script_errors_are_one_line(tmp_path, capsys):
+    from unimodal.commands.demo import main
+
+    assert main([f"run={tmp_path / 'missing'}"]) == 2
+    assert main(["run=x", "port=99999"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: run directory {tmp_path / 'missing'} does not exist (train one with scripts/train.py)",
+                   "error: port='99999': expected a TCP port number from 1 to 65535"]
+
+
 # --- the page in a browser ----------------------------------------------------------------------------------
 
 def free_port() -> int:

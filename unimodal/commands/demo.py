@@ -1,4 +1,4 @@
-"""What ``scripts/demo.py`` does: load a run, build its page, serve it until Ctrl-C."""
+"""``scripts/demo.py``: load a run, build its page (:mod:`unimodal.demo`), serve it until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from unimodal.cli import run_cli
 from unimodal.errors import ConfigError, UnimodalError
 
 USAGE = """usage: python scripts/demo.py run=<run dir> [port=7860] [host=127.0.0.1] [device=cpu|cuda] [key=value]
@@ -69,7 +70,12 @@ def start(options: dict[str, Any], workdir: Path) -> tuple[Any, str]:
     return page, launch(page, options["host"], options["port"])
 
 
-def main(overrides: list[str]) -> None:
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(serve, USAGE, argv)
+
+
+def serve(overrides: list[str]) -> None:
+    """Serve the page until Ctrl-C (which is how a page is meant to stop: no message about checkpoints)."""
     options = parse_options(overrides)
     with tempfile.TemporaryDirectory(prefix="unimodal-demo-") as folder:
         page, url = start(options, Path(folder))

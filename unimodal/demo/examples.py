@@ -28,8 +28,9 @@ def run_examples(run_dir: Path, media: list[str], folder: Path, count: int = 4, 
     from omegaconf import OmegaConf
 
     from unimodal.errors import UnimodalError
+    from unimodal.run_folder import CONFIG_FILE
 
-    config = Path(run_dir) / "config.yaml"
+    config = Path(run_dir) / CONFIG_FILE
     try:
         data_cfg = OmegaConf.load(config).data
         return _examples(data_cfg, media, Path(folder), count, chat)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unimodal.pipeline import Pipeline
+from unimodal.run_folder import CONFIG_FILE, PRETRAINED_DIR, TOKENIZERS_DIR
 
 CARD_FIGURES = ("reconstructions.png", "spectrograms.png", "frames.png")
 PICTURE_LINK = re.compile(r"!\[[^\]]*\]\([^)]*\)\n?")   # a card's relative picture links: the tab shows them itself
@@ -32,14 +33,14 @@ def _json(path: Path) -> dict:
 
 def run_config(run_dir: Path) -> str:
     """The run's config.yaml as text (empty when the folder has none)."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG_FILE
     return path.read_text() if path.is_file() else ""
 
 
 def is_instruct(run_dir: Path) -> bool:
     """Whether the run was tuned to chat (stage=instruct keeps the pretrained model in lm-pretrain/)."""
     run_dir = Path(run_dir)
-    return (run_dir / "lm-pretrain").is_dir() or "train_instruct: true" in run_config(run_dir)
+    return (run_dir / PRETRAINED_DIR).is_dir() or "train_instruct: true" in run_config(run_dir)
 
 
 def run_summary(pipeline: Pipeline) -> str:
@@ -62,7 +63,7 @@ def tokenizer_cards(run_dir: Path, modalities: list[str]) -> list[Card]:
     """The card of each tokenizer the run holds (``<run>/tokenizers/<modality>/card.md``), in order."""
     cards = []
     for modality in modalities:
-        folder = Path(run_dir) / "tokenizers" / modality
+        folder = Path(run_dir) / TOKENIZERS_DIR / modality
         card = folder / "card.md"
         if not card.is_file():
             continue
