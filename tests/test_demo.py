@@ -123,6 +123,7 @@ def test_generate_shows_upscaled_images_and_reports_progress(actions, tmp_path):
     assert steps and steps[0][0] == 1 and all(done <= total for done, total in steps)
     image_only = actions.generate(actions.request(form(prompt="a red circle")), lambda d, t: steps.append((d, t)))
     assert steps[-1] == (67, 67) and "1 answer (image)" in image_only.status   # 64 codes, <boi>, <eoi>, <eos>
+    assert image_only.status.endswith("images 32 px, shown x8")
 
 
 def test_sound_streams_through_the_pipeline(actions):

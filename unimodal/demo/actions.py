@@ -101,8 +101,12 @@ class Actions:
             gallery += [(upscale(image), caption) for image in result.images]
             gallery += [(self._write_clip(clip, result.video_fps), caption) for clip in result.videos]
             sounds += [self._write_sound(wave) for wave in result.audio]
-        truncated = any(result.truncated for result in results)
-        return Answer(self._status(len(results), seconds, request, truncated), gallery, "\n".join(texts), sounds)
+        status = self._status(len(results), seconds, request, any(result.truncated for result in results))
+        if gallery and isinstance(gallery[0][0], np.ndarray):
+            size = results[0].images[0].shape[0]
+            scale = max(1, DISPLAY_SIZE // size)
+            status += f"; images {size} px, shown x{scale}" if scale > 1 else ""
+        return Answer(status, gallery, "\n".join(texts), sounds)
 
     def _status(self, count: int, seconds: float, request: Request, truncated: bool) -> str:
         what = " then ".join(request.outputs)

@@ -72,7 +72,7 @@ def generate_tab(actions: Actions, controls: dict[str, Any], examples: Examples,
     fields: dict[str, Any] = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
-            fields["prompt"] = gr.Textbox(label="Prompt", lines=2, elem_id="prompt",
+            fields["prompt"] = gr.Textbox(label="Prompt", lines=2, max_lines=4, elem_id="prompt",
                                           placeholder=examples.captions[0] if examples.captions else "a red circle")
             with gr.Row(equal_height=True):
                 choices = [(LABELS[m], m) for m in ["text", *media]]
@@ -94,10 +94,10 @@ def generate_tab(actions: Actions, controls: dict[str, Any], examples: Examples,
         with gr.Column(scale=6):
             status = gr.Markdown("Type a prompt or upload something, tick what to answer with, press Generate.",
                                  elem_id="status")
-            gallery = gr.Gallery(label="Images (small ones shown upscaled to about 256 px)", columns=4, height=300,
-                                 object_fit="contain", fit_columns=False, format="png", elem_id="gallery",
+            gallery = gr.Gallery(label="Images", show_label=False, columns=4, height=300, object_fit="contain",
+                                 fit_columns=False, format="png", elem_id="gallery",
                                  visible="image" in media or "video" in media)
-            text = gr.Textbox(label="Text", lines=2, elem_id="answer-text", interactive=False)
+            text = gr.Textbox(label="Text", lines=2, max_lines=6, elem_id="answer-text", interactive=False)
             sound = gr.Audio(label="Sound" + (" (plays while it is generated)" if streaming else
                                               " (install ffmpeg to hear it while it is generated)"),
                              streaming=streaming, autoplay=streaming, interactive=False, elem_id="answer-sound",

@@ -12,6 +12,7 @@ from unimodal.run_folder import CONFIG_FILE, PRETRAINED_DIR, TOKENIZERS_DIR
 
 CARD_FIGURES = ("reconstructions.png", "spectrograms.png", "frames.png")
 PICTURE_LINK = re.compile(r"!\[[^\]]*\]\([^)]*\)\n?")   # a card's relative picture links: the tab shows them itself
+CONFIG_SECTION = re.compile(r"## Config\n.*?(?=\n## |\Z)", re.S)   # the run's config is shown whole elsewhere
 
 
 @dataclass
@@ -67,7 +68,7 @@ def tokenizer_cards(run_dir: Path, modalities: list[str]) -> list[Card]:
         card = folder / "card.md"
         if not card.is_file():
             continue
-        text = PICTURE_LINK.sub("", card.read_text())
+        text = CONFIG_SECTION.sub("", PICTURE_LINK.sub("", card.read_text()))
         figures = [folder / name for name in CARD_FIGURES if (folder / name).is_file()]
         sounds = []
         for original in sorted((folder / "samples").glob("*_original.wav"))[:2]:
@@ -80,15 +81,22 @@ def tokenizer_cards(run_dir: Path, modalities: list[str]) -> list[Card]:
 
 
 def eval_figures(run_dir: Path) -> tuple[str, list[tuple[Path, str]]]:
-    """The latest evaluation (``scripts/evaluate.py run=...`` writes ``<run>/eval``): a line saying what and
-    when, and its figures with captions; a line saying how to make one when there is none."""
+    """The latest evaluation (``scripts/evaluate.py run=...`` writes ``<run>/eval``): a line saying when, and each
+    direction's exact accuracy on seen and held-out scenes, and its figures; how to make one when there is none."""
     folder = Path(run_dir) / "eval"
-    figures = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    if not figures:
+    metrics = _json(folder / "metrics.json")
+    names = metrics.get("figures") or sorted(p.name for p in folder.glob("*.png"))
+    figures = [(folder / name, Path(name).stem.replace("_", " ")) for name in names if (folder / name).is_file()]
+    if not figures and not metrics:
         return (f"No evaluation yet: `python scripts/evaluate.py run={run_dir}` scores every direction and "
                 f"writes its figures here."), []
-    metrics = _json(folder / "metrics.json")
-    headline = [f"{key}: {value:.3f}" for key, value in metrics.items() if isinstance(value, (int, float))][:6]
-    report = folder / "report.md"
-    line = f"Latest evaluation: `{report if report.is_file() else folder}`"
-    return line + (f" ({', '.join(headline)})" if headline else ""), [(p, p.stem.replace("_", " ")) for p in figures]
+    exact = []
+    for direction, splits in (metrics.get("directions") or {}).items():
+        scores = [splits.get(split, {}).get("exact", {}).get("accuracy") for split in ("seen", "held_out")]
+        if None not in scores:
+            exact.append(f"{direction} {scores[0]:.2f} / {scores[1]:.2f}")
+    when = f" of {metrics['date']}" if "date" in metrics else ""
+    line = f"Latest evaluation{when} (`{folder / 'report.md'}`)"
+    if exact:
+        line += f". Exact, seen / held-out scenes: {'; '.join(exact)}"
+    return line, figures
