@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
     )
     from unimodal.eval.world.run import load_run
     from unimodal.eval.world.suite import EvalClip, motion_categories, motion_prompts, motion_world
-    from unimodal.video_io import write_gif
+    from unimodal.media import write_gif
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:

@@ -44,14 +44,14 @@ def test_generate_a_clip_and_caption_it(video_run):
 def test_generate_script_writes_a_gif(video_run, tmp_path):
     from PIL import Image
 
-    from unimodal.generation_cli import generate_from_config
+    from unimodal.commands.generate import generate
 
-    written = generate_from_config([f"run={video_run}", "prompt=a red circle moves left", "output=video",
+    written = generate([f"run={video_run}", "prompt=a red circle moves left", "output=video",
                                     f"out_dir={tmp_path}", "max_new_tokens=220"])
     gif = next(p for p in written if p.suffix == ".gif")
     with Image.open(gif) as image:
         assert image.n_frames == 9
-    captioned = generate_from_config([f"run={video_run}", f"video={gif}", "output=text", f"out_dir={tmp_path}",
+    captioned = generate([f"run={video_run}", f"video={gif}", "output=text", f"out_dir={tmp_path}",
                                       "max_new_tokens=8"])
     assert captioned == []
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from unimodal.data.audio_folder import is_audio_folder, load_audio_folder
 from unimodal.data.audio_sets import AudioTextSet
-from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
+from unimodal.data.images import ImageTextSet, hash_splits, skipped_line
 from unimodal.errors import ConfigError, DataError
+from unimodal.media import to_channels, try_read_image
 
 METADATA = "metadata.jsonl"
 EXAMPLE_LINE = '{"file_name": "a.png", "text": "a caption"}'
@@ -62,31 +63,6 @@ def read_metadata(root: Path, limit: int | None = None) -> list[tuple[str, str]]
     return entries
 
 
-def read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
-    """uint8 ``[size, size, 3]`` or ``(None, why it was skipped)``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not path.is_file():
-        return None, "missing"
-    if path.stat().st_size == 0:
-        return None, "empty"
-    try:
-        with Image.open(path) as handle:
-            handle.load()   # decodes every byte: open() alone reads only the header
-            image = ImageOps.exif_transpose(handle)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            image = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
-            return np.asarray(image, dtype=np.uint8), ""
-    except UnidentifiedImageError:
-        return None, "not an image"
-    except Image.DecompressionBombError:
-        return None, "too large"
-    except Exception as err:  # PIL's decoders raise OSError, SyntaxError, ValueError, ...
-        return None, "truncated" if "truncated" in str(err).lower() else f"unreadable: {type(err).__name__}"
-
-
 def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSet | AudioTextSet]:
     """Read and verify every listed image (or sound: :mod:`unimodal.data.audio_folder`) once, log the skipped
     ones, then split by hash of the file name."""
@@ -100,7 +76,7 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
     images, kept, skipped, seen = [], [], [], {}
     for name, text in tqdm(entries, desc="read images", unit="file", disable=None):
         if name not in seen:
-            seen[name] = read_image(root / name, size)
+            seen[name] = try_read_image(root / name, size)
         image, reason = seen[name]
         if image is None:
             if reason and (name, reason) not in skipped:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -161,14 +162,23 @@ def register_as(name: str) -> Callable[[type[ModalityTokenizer]], type[ModalityT
 
 
 def registered_kind(kind: str) -> type[ModalityTokenizer] | None:
-    """The tokenizer class registered under ``kind`` (import ``unimodal.tokenizers`` first)."""
+    """The tokenizer class registered under ``kind`` (every kind of the package, which registers them on import)."""
     return _REGISTRY.get(kind)
+
+
+def constructor_options(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The config options ``cls``'s constructor names.
+
+    The config schema holds the union of every kind's keys for a modality (``num_queries`` for
+    qformer-1d, ``path`` for pretrained, ...): each kind takes its own and leaves the rest.
+    """
+    accepted = inspect.signature(cls.__init__).parameters
+    return {key: value for key, value in options.items() if key in accepted}
 
 
 def load_tokenizer(directory: str | Path) -> ModalityTokenizer:
     """Load any saved tokenizer from its folder; the kind comes from config.json."""
-    import unimodal.tokenizers  # noqa: F401 - registers every kind
-
+    # Every kind is registered already: importing this module first ran unimodal/tokenizers/__init__.py.
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():

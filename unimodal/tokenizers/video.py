@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from unimodal.errors import ConfigError
-from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register, registered_kind
+from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, constructor_options, register, registered_kind
 from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
@@ -71,8 +71,6 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
 
     def __init__(self, image: dict[str, Any], num_frames: int = 9, sample_frames: int = 9, fps: float = 8.0) -> None:
         super().__init__()
-        from unimodal.tokenizers import constructor_options  # the package imports this module
-
         options = copy.deepcopy(dict(image))
         kind = options.pop("kind", "grid2d")
         cls = registered_kind(kind)

@@ -25,13 +25,13 @@ from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
 from unimodal.run_folder import LM_DIR, PRETRAINED_DIR, VOCAB_FILE, make_codec
+from unimodal.training.accelerator import quiet_lightning, trainer_kwargs
 from unimodal.training.buckets import LengthBuckets
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, collate
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
 
 
@@ -71,8 +71,6 @@ def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any, kind: str
 
 def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
                  run_dir: Path, tokenizers: dict[str, Any]) -> Path:
-    from unimodal.training.run import trainer_kwargs
-
     if cfg.data.name != "synthetic":
         raise ConfigError(f"stage=instruct asks questions with exact answers about synthetic scenes; "
                           f"data={cfg.data.name} has none: use data=synthetic")

@@ -17,19 +17,17 @@ from torch.utils.data import DataLoader
 from unimodal.data.mixture import task_weights
 from unimodal.model.lm import build_lm, count_parameters, save_lm
 from unimodal.run_folder import LM_DIR, VOCAB_FILE, make_codec
+from unimodal.training.accelerator import quiet_lightning, trainer_kwargs
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
 
 
 def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
            run_dir: Path) -> Path:
-    from unimodal.training.run import trainer_kwargs
-
     codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)

@@ -1,4 +1,5 @@
-"""``scripts/train.py``: stage 0 (tokenizers) and stage 1 (the language model) as one config-driven run."""
+"""The stages of a run, config-driven: stage 0 (tokenizers), the token shards, stage 1 (the language model) and
+instruction tuning; what ``scripts/train.py`` and ``scripts/make_shards.py`` run."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from unimodal.data.shards import TokenShard
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
 from unimodal.errors import ConfigError, UnimodalError
 from unimodal.run_folder import CONFIG_FILE, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE, build_vocab
-from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer, registered_kind
+from unimodal.tokenizers.base import (
+    ModalityTokenizer,
+    constructor_options,
+    hash_json,
+    load_tokenizer,
+    registered_kind,
+)
+from unimodal.training.accelerator import trainer_kwargs
+from unimodal.training.shards_run import prepare_shards
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
 VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
@@ -37,8 +47,6 @@ def tokenizer_options(modality: str, tok_cfg: Any) -> dict[str, Any]:
 
 def build_tokenizer(modality: str, tok_cfg: Any) -> ModalityTokenizer:
     """A fresh (untrained) tokenizer of the registered ``kind`` for ``modality``, built from its config."""
-    from unimodal.tokenizers import constructor_options  # importing the package registers every kind
-
     cls = registered_kind(tok_cfg.kind)
     if cls is None or cls.modality != modality:
         raise ConfigError(f"tokenizer.{modality}.kind={tok_cfg.kind!r} is not an available {modality} tokenizer")
@@ -52,8 +60,6 @@ NAMELESS_DEFAULTS = {"dead_code_fraction": None, "causal": False, "norm": "weigh
 def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     """``<modality>-<kind>-<hash>``: the hash covers the keys this kind uses, its training budget and the
     data, so keys of other kinds (the schema holds them all) and defaults left off never rename it."""
-    from unimodal.tokenizers import constructor_options
-
     settings = OmegaConf.to_container(tok_cfg, resolve=True)
     settings.pop("layout", None)
     settings.pop("channels", None)  # always data.channels, which data_fp covers
@@ -69,29 +75,11 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
 
 
-def trainer_kwargs(trainer_cfg: Any, lm: bool = False) -> dict[str, Any]:
-    """Lightning accelerator settings. ``precision: auto`` is bf16-mixed on a GPU, and for the language
-    model also on a CPU with native bf16 (AVX512-BF16/AMX: about 1.5x faster steps); fp32 otherwise."""
-    precision = trainer_cfg.precision
-    if precision == "auto":
-        on_gpu = torch.cuda.is_available() and trainer_cfg.accelerator != "cpu"
-        precision = "bf16-mixed" if on_gpu or (lm and cpu_has_native_bf16()) else "32-true"
-    return {"accelerator": trainer_cfg.accelerator, "devices": trainer_cfg.devices, "precision": precision}
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                        media: list[str]) -> dict[str, tuple[ModalityTokenizer, Path]]:
     """Load each tokenizer from ``paths.tokenizers_dir`` or train and export it (stage 0)."""
     from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.eval.tokenizers.measure import card_examples, measure
-    from unimodal.tokenizers import constructor_options
     from unimodal.tokenizers.text import TextTokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -218,7 +206,6 @@ def train(cfg: DictConfig) -> Path | None:
         OmegaConf.save(cfg, run_dir / CONFIG_FILE)
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
-        from unimodal.training.shards_run import prepare_shards
         sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
@@ -243,6 +230,16 @@ def train(cfg: DictConfig) -> Path | None:
     for source in media:
         _say(f"  python scripts/generate.py run={run_dir} {source}=<file> output=text")
     return run_dir
+
+
+def shards_for_splits(cfg: DictConfig, splits: tuple[str, ...]) -> dict[str, TokenShard]:
+    """``scripts/make_shards.py``: tokenizers (reused, or trained as ``stage`` allows), then one shard per split."""
+    media = list(cfg.modality.media)
+    check_source(cfg.data, media)
+    samples = load_samples(cfg.data, tuple(dict.fromkeys(("train", "val", *splits))))
+    prepared = prepare_tokenizers(cfg, samples, media)  # tokenizers train on train and measure on val
+    tokenizers = {m: prepared[m][0] for m in ["text", *media]}
+    return prepare_shards(cfg, {s: samples[s] for s in splits}, tokenizers, build_vocab(tokenizers))
 
 
 def check_resumable(run_dir: Path, info: dict[str, Any]) -> None:

@@ -8,9 +8,7 @@ loss (``train.adversarial``), whose discriminator lives here, beside the loop, n
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from typing import Any
 
 import lightning as L
@@ -21,15 +19,7 @@ from unimodal.errors import ConfigError
 from unimodal.eval.tokenizers.measure import measure
 from unimodal.tokenizers.base import image_channels
 from unimodal.tokenizers.losses import AdversarialLoss, build_adversarial, generator_step_loss
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's start-up banners (accelerator summary, tips) out of the user's console."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*weights_only.*")
+from unimodal.training.accelerator import quiet_lightning
 
 
 class RandomBatches(Dataset):

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unimodal.data.audio_sets import write_wav
 from unimodal.eval.plots import frame_strips
 from unimodal.eval.tokenizers.measure import AudioEvaluation, ImageEvaluation, VideoEvaluation
+from unimodal.media import write_wav
 from unimodal.tokenizers.base import ModalityTokenizer
 
 CARD_FILE = "card.md"

@@ -27,9 +27,8 @@ from unimodal.errors import DataError
 from unimodal.eval.metrics.audio import pesq_score, si_snr, stoi_score, trim_silence
 from unimodal.eval.metrics.image import code_histograms, psnr_per_image, ssim_per_image, usage_and_perplexity
 from unimodal.eval.metrics.video import frame_psnr, temporal_error
+from unimodal.media import LUMA
 from unimodal.tokenizers.base import image_channels
-
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, for RGB data shown to a grey tokenizer
 
 
 def _device(tokenizer: Any) -> torch.device:

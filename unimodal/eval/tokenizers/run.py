@@ -167,7 +167,7 @@ def _measure_audio(tokenizer: Any, data_cfg: Any, options: dict[str, Any]) -> tu
 
 
 def _measure_video(tokenizer: Any, data_cfg: Any, options: dict[str, Any]) -> tuple[Any, list[str], Any]:
-    from unimodal.data.video_sources import tensor_to_videos
+    from unimodal.media import tensor_to_videos
 
     videos = _split_media(data_cfg, options, "video")
     count = len(videos)

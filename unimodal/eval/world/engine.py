@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from unimodal.data.motion import motions_in, parse_motion_caption
 from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
 from unimodal.eval.world.suite import EvalScene, categories
+from unimodal.media import images_to_tensor, videos_to_tensor
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment
 
@@ -107,9 +108,6 @@ def render(world: Any, scene: Any, modality: str) -> np.ndarray:
 
 def encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> np.ndarray:
     """Scenes rendered as ``modality`` and encoded by the run's tokenizer: local codes ``[N, ...]``."""
-    from unimodal.data.tokens import images_to_tensor
-    from unimodal.data.video_sources import videos_to_tensor
-
     tokenizer = pipe.tokenizers[modality].eval()
     device = next(tokenizer.parameters()).device
     codes = []

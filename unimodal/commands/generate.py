@@ -1,4 +1,5 @@
-"""What ``scripts/generate.py`` does, importable (so tests call it without a subprocess)."""
+"""``scripts/generate.py``: read the prompt (text, image, sound or clip files), generate through the run's
+pipeline (:mod:`unimodal.pipeline`) and write each answer's media (PNG, WAV, GIF and MP4)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,26 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 
+from unimodal.cli import run_cli
 from unimodal.config import compose
-from unimodal.errors import DataError, UnimodalError
+from unimodal.errors import UnimodalError
+from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
 from unimodal.model.fast_decode import fast_mode
 from unimodal.model.generate import SamplingConfig
+
+USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
+
+  output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
+  num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
+  out_dir=<folder> (default: <run>/samples)
+  chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(generate, USAGE, argv)
 
 
 def _table(node: Any) -> dict[str, Any]:
@@ -25,29 +39,6 @@ def sampling_from(cfg: Any) -> SamplingConfig:
                           repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
                           min_text_tokens=int(cfg.min_text_tokens),
                           fast=fast_mode(cfg.get("fast", "auto")))
-
-
-def read_image(path: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataError(f"{path}: cannot read image ({err})") from None
-
-
-def read_audio(path: str, sample_rate: int) -> np.ndarray:
-    import soundfile as sf
-    try:
-        wave, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as err:
-        raise DataError(f"{path}: cannot read audio ({err})") from None
-    wave = wave.mean(axis=1)
-    if rate != sample_rate:
-        import torch
-        import torchaudio.functional as AF
-        wave = AF.resample(torch.from_numpy(wave), rate, sample_rate).numpy()
-    return wave
 
 
 def slug(text: str) -> str:
@@ -66,7 +57,8 @@ def quote_free_text(override: str) -> str:
     return override
 
 
-def generate_from_config(overrides: list[str]) -> list[Path]:
+def generate(overrides: list[str]) -> list[Path]:
+    """Generate from the run of ``run=``; print each text answer and the path of every file written."""
     cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
     if not cfg.run:
         raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
@@ -81,7 +73,6 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
     if cfg.audio:
         prompt.append(read_audio(cfg.audio, pipeline.sample_rate))
     if cfg.get("video"):
-        from unimodal.video_io import read_video
         prompt.append(read_video(cfg.video))
     question = cfg.get("question")
     if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
@@ -99,20 +90,12 @@ def generate_from_config(overrides: list[str]) -> list[Path]:
         if result.text:
             print(f"[{index}] {result.text}")
         for k, image in enumerate(result.images):
-            from PIL import Image
-            path = out_dir / f"{name}-{index}-{k}.png"
-            scale = max(1, 256 // image.shape[0])  # upscale small images so people can see them
-            pixels = image[..., 0] if image.shape[-1] == 1 else image   # grey images come as [H, W, 1]
-            Image.fromarray(pixels).resize((image.shape[1] * scale, image.shape[0] * scale),
-                                           Image.NEAREST).save(path)
-            written.append(path)
+            written.append(write_png(image, out_dir / f"{name}-{index}-{k}.png"))
         for k, wave in enumerate(result.audio):
-            import soundfile as sf
             path = out_dir / f"{name}-{index}-{k}.wav"
-            sf.write(path, np.clip(wave, -1, 1), pipeline.sample_rate)
+            write_wav(path, wave, pipeline.sample_rate)
             written.append(path)
         for k, clip in enumerate(result.videos):
-            from unimodal.video_io import write_gif, write_mp4
             scale = max(1, 256 // clip.shape[1])
             written.append(write_gif(clip, out_dir / f"{name}-{index}-{k}.gif", result.video_fps, scale))
             mp4 = write_mp4(clip, out_dir / f"{name}-{index}-{k}.mp4", result.video_fps, scale)

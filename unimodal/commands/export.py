@@ -12,9 +12,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from unimodal.cli import run_cli
 from unimodal.errors import UnimodalError
 from unimodal.model.lm import MEDIA_POSITIONS_FILE, MEDIA_POSITIONS_KEY
+from unimodal.run_folder import LM_DIR, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE
 from unimodal.vocab import Vocabulary
+
+USAGE = """usage: python scripts/export.py run=<run dir> out=<new folder>
+
+Writes a folder that transformers.AutoModelForCausalLM.from_pretrained(<folder>) loads as is (safetensors +
+config JSON), with the vocabulary JSON, the run's tokenizers and a README.md saying what is where."""
 
 EXPORT_FILE = "unimodal_export.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -23,14 +30,14 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 def _check_run(run_dir: Path) -> Path:
     if not run_dir.is_dir():
         raise UnimodalError(f"run={run_dir}: no such run folder (train one with scripts/train.py)")
-    lm_dir = run_dir / "lm"
+    lm_dir = run_dir / LM_DIR
     if not (lm_dir / "config.json").is_file():
         raise UnimodalError(f"{lm_dir}: no trained language model here (did training finish?)")
     if not any(p.name != MEDIA_POSITIONS_FILE for p in lm_dir.glob("*.safetensors")):
         pickled = [p.name for p in lm_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
         raise UnimodalError(f"{lm_dir}: no safetensors weights" + (f" (only {pickled}, which are pickles and are "
                                                                   f"not exported)" if pickled else ""))
-    for name in ("run.json", "vocab.json"):
+    for name in (RUN_FILE, VOCAB_FILE):
         if not (run_dir / name).is_file():
             raise UnimodalError(f"{run_dir / name} is missing: {run_dir} is not a complete training run")
     return lm_dir
@@ -70,9 +77,9 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
     lm_dir = _check_run(run_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UnimodalError(f"out={out} already exists and is not empty; choose a new folder or remove it")
-    vocab = Vocabulary.load(run_dir / "vocab.json")
-    vocab.check_same(Vocabulary.load(lm_dir / "vocab.json"), f"checkpoint {lm_dir}")
-    info = json.loads((run_dir / "run.json").read_text())
+    vocab = Vocabulary.load(run_dir / VOCAB_FILE)
+    vocab.check_same(Vocabulary.load(lm_dir / VOCAB_FILE), f"checkpoint {lm_dir}")
+    info = json.loads((run_dir / RUN_FILE).read_text())
     model_config = json.loads((lm_dir / "config.json").read_text())
 
     partial = out.with_name(out.name + ".partial")
@@ -81,15 +88,15 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
     for source in sorted(lm_dir.iterdir()):  # config, generation config, weights (and their index), media table
         if source.is_file() and source.suffix in (".json", ".safetensors"):
             shutil.copy2(source, partial / source.name)
-    shutil.copy2(run_dir / "vocab.json", partial / "vocab.json")
-    shutil.copy2(run_dir / "run.json", partial / "run.json")
-    shutil.copytree(run_dir / "tokenizers", partial / "tokenizers")
+    shutil.copy2(run_dir / VOCAB_FILE, partial / VOCAB_FILE)
+    shutil.copy2(run_dir / RUN_FILE, partial / RUN_FILE)
+    shutil.copytree(run_dir / TOKENIZERS_DIR, partial / TOKENIZERS_DIR)
     media_positions = (lm_dir / MEDIA_POSITIONS_FILE).is_file()
     manifest = {
         "format": "unimodal-export/1",
         "model": {"loader": "transformers.AutoModelForCausalLM", "vocab_size": model_config.get("vocab_size")},
-        "vocab": {"file": "vocab.json", "fingerprint": vocab.fingerprint},
-        "tokenizers": {m: {"folder": f"tokenizers/{m}", **t} for m, t in info.get("tokenizers", {}).items()},
+        "vocab": {"file": VOCAB_FILE, "fingerprint": vocab.fingerprint},
+        "tokenizers": {m: {"folder": f"{TOKENIZERS_DIR}/{m}", **t} for m, t in info.get("tokenizers", {}).items()},
         "media_positions": ({"file": MEDIA_POSITIONS_FILE, "max_span": model_config.get(MEDIA_POSITIONS_KEY),
                              "use": "added to the input embeddings (unimodal.model.lm.embed_ids)"}
                             if media_positions else None),
@@ -102,7 +109,11 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
     return out
 
 
-def export_from_args(overrides: list[str]) -> Path:
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(export, USAGE, argv)
+
+
+def export(overrides: list[str]) -> Path:
     """``run=<dir> out=<folder>`` from the command line."""
     args = dict(item.split("=", 1) for item in overrides)
     unknown = sorted(set(args) - {"run", "out"})
