@@ -54,12 +54,12 @@ def start(options: dict[str, Any], workdir: Path) -> tuple[Any, str]:
         import gradio  # noqa: F401
     except ImportError:
         raise UnimodalError('the demo needs gradio: pip install -e ".[demo]"') from None
+    from unimodal.commands.generate import sampling_from
     from unimodal.config import compose
     from unimodal.demo.actions import Actions
     from unimodal.demo.examples import run_examples
     from unimodal.demo.page import build_page, launch
     from unimodal.demo.run_info import is_instruct
-    from unimodal.generation_cli import sampling_from
     from unimodal.pipeline import Pipeline
 
     pipeline = Pipeline.load(options["run"], options["device"])

@@ -18,19 +18,11 @@ import numpy as np
 from unimodal.demo.form import Request, checked_outputs, read_form, read_settings
 from unimodal.demo.uploads import kind_of, read_upload, upload_path
 from unimodal.errors import UnimodalError
+from unimodal.media import write_gif, write_png, write_wav
 from unimodal.pipeline import Generation, Pipeline, SamplingConfig
 
-DISPLAY_SIZE = 256   # small images are shown upscaled (nearest) to about this size, as scripts/generate.py saves them
+DISPLAY_SIZE = 256   # media.write_png shows small images upscaled (nearest) to about this size
 Progress = Callable[[int, int], None]
-
-
-def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
-    """uint8 ``[H, W, C]`` -> RGB scaled by the whole factor ``max(1, size // H)``, pixels kept square."""
-    image = np.asarray(image, dtype=np.uint8)
-    if image.ndim == 2 or image.shape[-1] == 1:   # grey data
-        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
-    scale = max(1, size // image.shape[0])
-    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
 @dataclass
@@ -38,17 +30,17 @@ class Answer:
     """What one press of Generate shows: a status line, gallery items, texts, and sound and clip files."""
 
     status: str
-    gallery: list[tuple[Any, str]] = field(default_factory=list)   # (upscaled image or GIF path, caption)
+    gallery: list[tuple[Path, str]] = field(default_factory=list)   # (PNG or GIF file, caption)
     text: str = ""
     sounds: list[Path] = field(default_factory=list)
 
 
 @dataclass
 class Reconstruction:
-    """A tokenizer round trip: the decoded image (upscaled) or sound, and how many tokens it took."""
+    """A tokenizer round trip: the decoded image (a PNG, upscaled) or sound, and how many tokens it took."""
 
     summary: str
-    image: np.ndarray | None = None
+    image: Path | None = None
     sound: np.ndarray | None = None
 
 
@@ -98,12 +90,12 @@ class Actions:
             caption = f"[{index}] {result.text}" if result.text else f"sample {index}"
             if "text" in request.outputs:
                 texts.append(f"[{index}] {result.text}")
-            gallery += [(upscale(image), caption) for image in result.images]
+            gallery += [(self._write_image(image), caption) for image in result.images]
             gallery += [(self._write_clip(clip, result.video_fps), caption) for clip in result.videos]
             sounds += [self._write_sound(wave) for wave in result.audio]
         status = self._status(len(results), seconds, request, any(result.truncated for result in results))
-        if gallery and isinstance(gallery[0][0], np.ndarray):
-            size = results[0].images[0].shape[0]
+        if any(result.images for result in results):
+            size = next(result.images[0].shape[0] for result in results if result.images)
             scale = max(1, DISPLAY_SIZE // size)
             status += f"; images {size} px, shown x{scale}" if scale > 1 else ""
         return Answer(status, gallery, "\n".join(texts), sounds)
@@ -114,24 +106,16 @@ class Actions:
         return line + (" (a span was cut off by the context)" if truncated else "")
 
     def _write_sound(self, wave: np.ndarray) -> Path:
-        import soundfile
-
         path = self.workdir / f"sound-{next(self._names)}.wav"
-        soundfile.write(path, np.clip(wave, -1.0, 1.0), self.pipeline.sample_rate, subtype="PCM_16")
+        write_wav(path, wave, self.pipeline.sample_rate)
         return path
 
     def _write_clip(self, clip: np.ndarray, fps: float) -> Path:
-        from unimodal.video_io import write_gif
-
         scale = max(1, DISPLAY_SIZE // clip.shape[1])
         return write_gif(clip, self.workdir / f"clip-{next(self._names)}.gif", fps, scale)
 
     def _write_image(self, image: np.ndarray) -> Path:
-        from PIL import Image
-
-        path = self.workdir / f"image-{next(self._names)}.png"
-        Image.fromarray(upscale(image)).save(path)
-        return path
+        return write_png(image, self.workdir / f"image-{next(self._names)}.png")
 
     # --- Chat (runs tuned with stage=instruct) ------------------------------------------------
     def chat(self, history: list[dict[str, Any]], message: dict[str, Any] | None, outputs: Any,
@@ -187,5 +171,5 @@ class Actions:
         book = f"{books} codebooks of {size}" if books > 1 else f"a codebook of {size}"
         summary = f"**{tokens} tokens** in the model's sequence ({layout}{book})"
         if kind == "image":
-            return Reconstruction(summary, image=upscale(decoded))
+            return Reconstruction(summary, image=self._write_image(decoded))
         return Reconstruction(summary + f", {len(decoded) / self.pipeline.sample_rate:.2f} s", sound=decoded)

@@ -40,11 +40,10 @@ def run_examples(run_dir: Path, media: list[str], folder: Path, count: int = 4, 
 
 
 def _examples(data_cfg, media: list[str], folder: Path, count: int, chat: bool) -> Examples:
-    import soundfile
     from PIL import Image
 
     from unimodal.data.sources import load_samples
-    from unimodal.data.tokens import tensor_to_images
+    from unimodal.media import tensor_to_images, write_wav
 
     samples = load_samples(data_cfg, ("val",))["val"]
     count = min(count, len(samples))
@@ -59,7 +58,7 @@ def _examples(data_cfg, media: list[str], folder: Path, count: int, chat: bool) 
         rate = int(data_cfg.sample_rate)
         for index, wave in enumerate(samples.media("audio", 0, count).numpy()):
             path = folder / f"example-{index}.wav"
-            soundfile.write(path, np.clip(wave, -1.0, 1.0), rate, subtype="PCM_16")
+            write_wav(path, wave, rate)
             examples.sounds.append(path)
     if chat and examples.images and data_cfg.name == "synthetic":
         examples.questions = _questions(samples.attributes[:count], examples.captions, examples.images)

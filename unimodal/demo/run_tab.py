@@ -61,7 +61,7 @@ def playground(actions: Actions, kind: str) -> None:
             result = actions.reconstruct(value, kind)
         except UnimodalError as err:
             return None, error_line("Could not reconstruct", err)
-        shown_value = result.image if kind == "image" else (actions.pipeline.sample_rate, result.sound)
+        shown_value = str(result.image) if kind == "image" else (actions.pipeline.sample_rate, result.sound)
         return shown_value, ok_line(result.summary)
 
     button.click(on_click, [upload], [shown, summary], preprocess=False, concurrency_id="model",

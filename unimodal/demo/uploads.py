@@ -39,24 +39,23 @@ def upload_name(value: Any) -> str:
 
 def read_image(value: Any) -> np.ndarray:
     """An uploaded image -> uint8 ``[H, W, 3]``."""
-    from PIL import Image, UnidentifiedImageError
+    from unimodal.media import read_image as read_image_file
 
-    path, name = upload_path(value), upload_name(value)
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        reason = "not an image file" if isinstance(err, UnidentifiedImageError) else type(err).__name__
-        raise DataError(f"{name} is not an image the page can read ({reason}); upload a PNG or JPEG") from None
+        return read_image_file(upload_path(value))
+    except DataError as err:
+        reason = "not an image file" if "cannot identify" in str(err) else str(err).split(": ", 1)[-1]
+        raise DataError(f"{upload_name(value)} is not an image the page can read ({reason}); upload a PNG or JPEG") \
+            from None
 
 
 def read_sound(value: Any, sample_rate: int) -> np.ndarray:
     """An uploaded or recorded sound -> mono float32 at ``sample_rate``: libsndfile formats (WAV, FLAC, OGG),
     then anything FFmpeg reads (a browser's recording, MP3, M4A) through PyAV."""
-    from unimodal.data.audio_sets import read_audio, resample
+    from unimodal.media import resample, try_read_audio
 
     path, name = upload_path(value), upload_name(value)
-    wave, why = read_audio(path, sample_rate)
+    wave, why = try_read_audio(path, sample_rate)
     if wave is not None:
         return wave
     if why == "empty":
@@ -79,13 +78,12 @@ def read_sound(value: Any, sample_rate: int) -> np.ndarray:
 
 def read_clip(value: Any) -> np.ndarray:
     """An uploaded clip (GIF, MP4, WebM, ...) -> uint8 ``[T, H, W, 3]``."""
-    from unimodal.video_io import read_video
+    from unimodal.media import read_video
 
-    path, name = upload_path(value), upload_name(value)
     try:
-        return read_video(path)
+        return read_video(upload_path(value))
     except DataError as err:
-        raise DataError(f"{name} is not a clip the page can read ({str(err).split(': ', 1)[-1]}); "
+        raise DataError(f"{upload_name(value)} is not a clip the page can read ({str(err).split(': ', 1)[-1]}); "
                         f"upload a GIF, MP4 or WebM") from None
 
 
