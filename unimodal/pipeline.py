@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from unimodal.sequence import Segment, SequenceCodec
 from unimodal.tokenizers.anyres import AnyResImage, decode_anyres
 from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
+
+# Called after every generated step with (steps done, most steps the answer can take): a progress bar.
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -134,24 +137,26 @@ class Pipeline:
 
     # --- generation ----------------------------------------------------------------------
     def generate(self, prompt: Any, output: str | list[str] = "image", num_samples: int = 1, seed: int = 0,
-                 sampling: SamplingConfig | None = None, chat: bool = False) -> list[Generation]:
+                 sampling: SamplingConfig | None = None, chat: bool = False,
+                 progress: Progress | None = None) -> list[Generation]:
         """``num_samples`` answers to one prompt (a string, an image, a waveform, or a list of them).
 
         ``output`` is one modality or an ordered list for interleaved answers (``["text", "image"]``).
         ``chat=True``: the prompt is one user turn and the answer is the assistant's, ending at the end of
         its turn (a run tuned with stage=instruct): ``generate([image, "how many circles are there?"],
-        output="text", chat=True)``; :meth:`chat` takes whole conversations."""
-        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat)
+        output="text", chat=True)``; :meth:`chat` takes whole conversations. ``progress(done, total)`` is
+        called after every step (``total`` is exact for media-only answers, the token budget with text)."""
+        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat, progress)
 
     def generate_batch(self, prompts: list[Any], output: str | list[str] = "image", num_samples: int = 1,
-                       seed: int = 0, sampling: SamplingConfig | None = None,
-                       chat: bool = False) -> list[Generation]:
+                       seed: int = 0, sampling: SamplingConfig | None = None, chat: bool = False,
+                       progress: Progress | None = None) -> list[Generation]:
         """Several prompts decoded together in one batch; ``num_samples`` answers each, prompt by prompt."""
         ids = [self._prompt_ids(prompt, chat) for prompt in prompts]
-        return self._run([row for row in ids for _ in range(num_samples)], output, seed, sampling)
+        return self._run([row for row in ids for _ in range(num_samples)], output, seed, sampling, progress)
 
     def chat(self, messages: list[Any], output: str | list[str] = "text", seed: int = 0,
-             sampling: SamplingConfig | None = None) -> Generation:
+             sampling: SamplingConfig | None = None, progress: Progress | None = None) -> Generation:
         """The assistant's next turn in a conversation (a run tuned with stage=instruct).
 
         ``messages``: ``{"role": "system" | "user" | "assistant", "content": ...}`` dicts (or
@@ -178,11 +183,11 @@ class Pipeline:
         if not turns or turns[-1].role == "assistant":
             raise UnimodalError("chat messages must end with a user turn (the assistant answers it)")
         prompt_ids = encode_chat(self.codec, turns, add_generation_prompt=True).ids
-        return self._run([prompt_ids], output, seed, sampling)[0]
+        return self._run([prompt_ids], output, seed, sampling, progress)[0]
 
     def stream(self, prompt: Any, output: str | list[str] = "audio", seed: int = 0,
                sampling: SamplingConfig | None = None, chat: bool = False, chunk_frames: int = 4,
-               context_frames: int = 8) -> Iterator[np.ndarray]:
+               context_frames: int = 8, progress: Progress | None = None) -> Iterator[np.ndarray]:
         """Yield the generated sound as float32 waveform chunks while the model is still emitting its frames
         (every audio span of the answer, in order). With the same seed and settings the chunks join into
         ``generate(...)[0].audio`` (see :mod:`unimodal.model.streaming` for the context each chunk is decoded with)."""
@@ -193,7 +198,7 @@ class Pipeline:
         prompt_ids = [self._prompt_ids(prompt, chat)]
         outputs, sampling = self._prepare(prompt_ids, output, sampling)
         audio = AudioStream(self.codec, self._tokenizer("audio"), chunk_frames, context_frames)
-        for step in self._steps(prompt_ids, outputs, sampling, seed):
+        for step in self._steps(prompt_ids, outputs, sampling, seed, progress):
             if step[0] is not None:
                 yield from audio.push(step[0])
 
@@ -219,20 +224,27 @@ class Pipeline:
         spans = sum(len(self.codec.span_plan(m)) + 2 for m in outputs if m in MEDIA)
         if longest + spans + 1 > self.context_length:
             raise UnimodalError(f"prompt is {longest} tokens; with the requested {outputs} output "
-                                f"({spans + 1} tokens) it exceeds the model context of {self.context_length}")
+                                f"({spans + 1} tokens) it exceeds the model context of {self.context_length}: "
+                                f"shorten the prompt or ask for fewer outputs")
         budget = min(sampling.max_new_tokens, self.context_length - longest)
         return outputs, replace(sampling, max_new_tokens=budget)
 
     def _run(self, prompt_ids: list[np.ndarray], output: str | list[str], seed: int,
-             sampling: SamplingConfig | None) -> list[Generation]:
+             sampling: SamplingConfig | None, progress: Progress | None = None) -> list[Generation]:
         outputs, sampling = self._prepare(prompt_ids, output, sampling)
-        new_ids = collect_ids(self._steps(prompt_ids, outputs, sampling, seed), len(prompt_ids))
+        new_ids = collect_ids(self._steps(prompt_ids, outputs, sampling, seed, progress), len(prompt_ids))
         return [self.decode(ids) for ids in new_ids]
 
     def _steps(self, prompt_ids: list[np.ndarray], outputs: list[str], sampling: SamplingConfig,
-               seed: int) -> Iterator[list[int | None]]:
+               seed: int, progress: Progress | None = None) -> Iterator[list[int | None]]:
         """The one place the pipeline runs the generation loop (and so would pick a faster decoder)."""
-        return iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
+        steps = iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
+        if progress is None:
+            return steps
+        total = sampling.max_new_tokens
+        if "text" not in outputs:  # media spans have known lengths: each span, its opener and closer, then <eos>
+            total = min(total, sum(len(self.codec.span_plan(m)) + 2 for m in outputs) + 1)
+        return _reporting(steps, total, progress)
 
     # --- decoding ------------------------------------------------------------------------
     @torch.no_grad()
@@ -295,6 +307,12 @@ class Pipeline:
         if text_start is not None:
             spans.append((text_start, i))
         return spans
+
+
+def _reporting(steps: Iterator[list[int | None]], total: int, progress: Progress) -> Iterator[list[int | None]]:
+    for done, step in enumerate(steps, start=1):
+        progress(done, total)
+        yield step
 
 
 def load(run_dir: str | Path, device: str | None = None) -> Pipeline:
