@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -64,14 +64,19 @@ def read_metadata(root: Path, limit: int | None = None) -> list[tuple[str, str]]
 
 def read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
     """uint8 ``[size, size, 3]`` or ``(None, why it was skipped)``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if not path.is_file():
         return None, "missing"
     if path.stat().st_size == 0:
         return None, "empty"
+    return decode_image(path, size)
+
+
+def decode_image(source: Path | BinaryIO, size: int) -> tuple[np.ndarray | None, str]:
+    """An image file or stream, fully decoded: uint8 ``[size, size, 3]`` or ``(None, why it is unreadable)``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
-        with Image.open(path) as handle:
+        with Image.open(source) as handle:
             handle.load()   # decodes every byte: open() alone reads only the header
             image = ImageOps.exif_transpose(handle)
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
