@@ -36,7 +36,8 @@ def main(argv: list[str]) -> None:
     from unimodal.training.lm_module import LMModule, masked_lm_loss
     from unimodal.training.lm_trainer import make_codec
     from unimodal.training.packing import packed_loader
-    from unimodal.training.run import build_tokenizer, build_vocab, cpu_has_native_bf16, media_shapes, tokenizer_options
+    from unimodal.training.run import build_tokenizer, build_vocab, media_shapes, tokenizer_options
+    from unimodal.training.strategies import cpu_has_native_bf16
 
     args = dict(a.split("=", 1) for a in argv)
     steps, warmup = int(args.get("steps", 30)), int(args.get("warmup", 5))

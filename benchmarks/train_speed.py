@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm
-    from unimodal.training.run import cpu_has_native_bf16
+    from unimodal.training.strategies import cpu_has_native_bf16
     from unimodal.vocab import SPECIALS, Vocabulary
 
     args = dict(a.split("=", 1) for a in argv)

@@ -27,7 +27,10 @@ def main(overrides: list[str]) -> None:
         train_sweep(overrides)
         return
 
-    train(compose(overrides))
+    from unimodal.training.launch import launch
+
+    cfg = launch(compose(overrides))   # other ranks of this node start importing now, beside this one
+    train(cfg)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""How the LM stages train across devices: ``trainer.strategy=auto|ddp|fsdp`` -> Lightning Trainer arguments.
+
+- one device: Lightning's single-device loop, as before;
+- ``ddp`` (and ``auto`` with several devices or nodes): Lightning's DDPStrategy, one process per device;
+- ``fsdp``: Lightning's FSDPStrategy, each decoder layer of the model (``LlamaDecoderLayer`` for our Llama) its own
+  FSDP unit, with the mixed precision of ``trainer.precision`` (bf16 parameters and reductions for
+  ``bf16-mixed``) and, with ``model.gradient_checkpointing``, activation checkpointing of the same layers.
+  Checkpoints are full state dicts gathered on rank 0 and written by our CheckpointIO (``fsdp_io.py``).
+
+``lm.accumulate_grad_batches`` goes to Lightning; ``lm.max_steps``, the checkpoint interval and the LR schedule
+all count optimizer steps. Each rank's batch is ``lm.batch_size``: the global batch is that times devices,
+nodes and accumulation, printed at the start of training.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from unimodal.training.launch import devices_per_node, world_size
+
+
+def lm_precision(trainer_cfg: Any) -> str:
+    """``precision: auto`` is bf16-mixed on a GPU and on a CPU with native bf16 (AVX512-BF16/AMX: about 1.5x
+    faster LM steps), fp32 otherwise."""
+    precision = trainer_cfg.precision
+    if precision != "auto":
+        return precision
+    on_gpu = torch.cuda.is_available() and trainer_cfg.accelerator != "cpu"
+    return "bf16-mixed" if on_gpu or cpu_has_native_bf16() else "32-true"
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def decoder_layer_class(model: torch.nn.Module) -> type[torch.nn.Module]:
+    """The class of the model's repeated block (LlamaDecoderLayer; another family's under stage=align)."""
+    return type(model.get_decoder().layers[0])
+
+
+def lm_strategy(trainer_cfg: Any, model_cfg: Any, model: torch.nn.Module) -> Any:
+    if world_size(trainer_cfg) == 1:
+        return "auto"
+    timeout = timedelta(minutes=float(trainer_cfg.timeout_minutes))
+    if trainer_cfg.strategy == "fsdp":
+        from unimodal.training.fsdp_io import FolderFSDPStrategy
+
+        layer = {decoder_layer_class(model)}
+        checkpointing = layer if model_cfg.get("gradient_checkpointing") else None
+        return FolderFSDPStrategy(auto_wrap_policy=layer, activation_checkpointing_policy=checkpointing,
+                                  sharding_strategy="FULL_SHARD", state_dict_type="full", timeout=timeout)
+    from lightning.pytorch.strategies import DDPStrategy
+
+    # Every parameter gets a gradient each step (the loss touches the head even on a rank with no targets).
+    return DDPStrategy(find_unused_parameters=False, gradient_as_bucket_view=True, timeout=timeout)
+
+
+def lm_trainer_kwargs(cfg: DictConfig, model: torch.nn.Module) -> dict[str, Any]:
+    """Accelerator, devices, nodes, strategy, precision and accumulation of an LM stage's Trainer."""
+    trainer_cfg = cfg.trainer
+    if cfg.model.get("gradient_checkpointing") and trainer_cfg.strategy != "fsdp":
+        # FSDP checkpoints its wrapped layers itself; elsewhere the HF model recomputes each layer.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return {"accelerator": trainer_cfg.accelerator, "devices": devices_per_node(trainer_cfg),
+            "num_nodes": int(trainer_cfg.num_nodes), "precision": lm_precision(trainer_cfg),
+            "strategy": lm_strategy(trainer_cfg, cfg.model, model),
+            "accumulate_grad_batches": int(cfg.lm.get("accumulate_grad_batches", 1)),
+            # Our batch samplers deal each global batch across ranks themselves (training/lm_data.py).
+            "use_distributed_sampler": False}
+
+
+def global_batch_line(cfg: DictConfig, batch_size: int, what: str = "sequences") -> str:
+    devices, nodes = devices_per_node(cfg.trainer), int(cfg.trainer.num_nodes)
+    accumulate = int(cfg.lm.get("accumulate_grad_batches", 1))
+    total = batch_size * devices * nodes * accumulate
+    return (f"global batch {total} {what} per optimizer step = {batch_size} per device x {devices} devices x "
+            f"{nodes} nodes x {accumulate} accumulated")
