@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from unimodal.errors import ConfigError
+from unimodal.training.distributed import uses_cuda
 from unimodal.training.launch import devices_per_node, world_size
 
 
@@ -46,11 +48,18 @@ def decoder_layer_class(model: torch.nn.Module) -> type[torch.nn.Module]:
 
 
 def lm_strategy(trainer_cfg: Any, model_cfg: Any, model: torch.nn.Module) -> Any:
-    if world_size(trainer_cfg) == 1:
+    """Lightning's strategy for the LM stages; ``fsdp`` even on one device (its checkpoints and export then take the
+    same path as on many), ``ddp`` and ``auto`` only with several."""
+    fsdp = trainer_cfg.strategy == "fsdp"
+    if world_size(trainer_cfg) == 1 and not fsdp:
         return "auto"
-    timeout = timedelta(minutes=float(trainer_cfg.timeout_minutes))
-    if trainer_cfg.strategy == "fsdp":
+    timeout = timedelta(minutes=float(trainer_cfg.get("timeout_minutes", 60)))
+    if fsdp:
         from unimodal.training.fsdp_io import FolderFSDPStrategy
+
+        if not uses_cuda(trainer_cfg):
+            raise ConfigError("trainer.strategy=fsdp needs GPUs (torch's FSDP shards onto an accelerator); on a CPU "
+                              "use trainer.strategy=ddp")
 
         layer = {decoder_layer_class(model)}
         checkpointing = layer if model_cfg.get("gradient_checkpointing") else None
