@@ -74,10 +74,10 @@ def run_ours(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, w
     from torch.utils.data import DataLoader, Dataset
 
     from unimodal.model.lm import build_lm
+    from unimodal.training.accelerator import quiet_lightning
     from unimodal.training.lm_module import LMModule
     from unimodal.training.loggers import build_loggers
     from unimodal.training.resume import RngState
-    from unimodal.training.tokenizer_module import quiet_lightning
 
     class SameBatch(Dataset):
         def __len__(self) -> int:
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm
-    from unimodal.training.strategies import cpu_has_native_bf16
+    from unimodal.training.accelerator import cpu_has_native_bf16
     from unimodal.vocab import SPECIALS, Vocabulary
 
     args = dict(a.split("=", 1) for a in argv)

@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from unimodal.anyres import (
+from unimodal.model.generate import SamplingConfig, SpanState, generate_ids
+from unimodal.model.lm import build_lm
+from unimodal.sequence import Segment, SequenceCodec
+from unimodal.tokenizers.anyres import (
     AnyResImage,
     candidate_grids,
     choose_grid,
@@ -21,9 +24,6 @@ from unimodal.anyres import (
     merge_tiles,
     split_image,
 )
-from unimodal.model.generate import SamplingConfig, SpanState, generate_ids
-from unimodal.model.lm import build_lm
-from unimodal.sequence import Segment, SequenceCodec
 from unimodal.vocab import Vocabulary
 
 

@@ -15,10 +15,10 @@ def test_export_loads_with_automodel_and_matches_unimodal(smoke_run, tmp_path):
     from transformers import AutoModelForCausalLM
 
     import unimodal
-    from unimodal.export import EXPORT_FILE, export_from_args
+    from unimodal.commands.export import EXPORT_FILE, export
 
     _, run_dir = smoke_run
-    out = export_from_args([f"run={run_dir}", f"out={tmp_path / 'export'}"])
+    out = export([f"run={run_dir}", f"out={tmp_path / 'export'}"])
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "vocab.json", "run.json", "README.md", EXPORT_FILE,
             "tokenizers"} <= names
@@ -37,7 +37,7 @@ def test_export_loads_with_automodel_and_matches_unimodal(smoke_run, tmp_path):
 
 
 def test_export_errors_name_the_fix(smoke_run, tmp_path):
-    from unimodal.export import export_run
+    from unimodal.commands.export import export_run
 
     with pytest.raises(UnimodalError, match="no such run folder"):
         export_run(tmp_path / "missing", tmp_path / "out")
@@ -48,9 +48,8 @@ def test_export_errors_name_the_fix(smoke_run, tmp_path):
 
 
 def test_export_script_prints_one_line_error(tmp_path, capsys):
-    from unimodal.cli import run_cli
-    from unimodal.export import export_from_args
+    from unimodal.commands.export import main
 
-    assert run_cli(export_from_args, "usage", [f"run={tmp_path / 'nope'}", f"out={tmp_path / 'o'}"]) == 2
+    assert main([f"run={tmp_path / 'nope'}", f"out={tmp_path / 'o'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such run folder" in err[0]

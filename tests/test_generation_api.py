@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.tiny_pipeline import AUDIO_FRAMES, tiny_pipeline
-from unimodal.anyres import AnyResImage
 from unimodal.errors import ConfigError, UnimodalError
 from unimodal.model.constraints import SpanState
 from unimodal.model.sampling import SamplingConfig, guidance_scale
 from unimodal.sequence import LAYOUTS, SequenceCodec
+from unimodal.tokenizers.anyres import AnyResImage
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -181,7 +181,7 @@ def test_streamed_audio_joins_into_the_one_shot_decode(layout):
 def test_load_and_the_generate_script_over_a_saved_run(pipe, tmp_path, capsys):
     import unimodal
     from tests.tiny_pipeline import save_tiny_run
-    from unimodal.generation_cli import generate_from_config
+    from unimodal.commands.generate import generate
 
     run = save_tiny_run(pipe, tmp_path / "run")
     loaded = unimodal.load(run, device="cpu")
@@ -189,7 +189,7 @@ def test_load_and_the_generate_script_over_a_saved_run(pipe, tmp_path, capsys):
     for a, b in zip(loaded.generate("a red circle", ["text", "image"], sampling=sampling)[0].parts,
                     pipe.generate("a red circle", ["text", "image"], sampling=sampling)[0].parts, strict=True):
         assert np.array_equal(a.ids, b.ids)
-    written = generate_from_config([f"run={run}", "prompt=a red circle, left of", "output=[text,image]",
+    written = generate([f"run={run}", "prompt=a red circle, left of", "output=[text,image]",
                                     "cfg_schedule.image=linear", "num_samples=2", "max_new_tokens=30",
                                     f"out_dir={tmp_path}"])
     assert sorted(p.suffix for p in written) == [".png", ".png"]

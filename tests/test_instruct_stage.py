@@ -68,11 +68,11 @@ def test_chat_answers_stop_at_the_end_of_the_turn(instruct_run):
 def test_generate_script_takes_a_question(instruct_run, tmp_path, capsys):
     from PIL import Image
 
-    from unimodal.generation_cli import generate_from_config
+    from unimodal.commands.generate import generate
 
     _, run_dir = instruct_run
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "black.png")
-    generate_from_config([f"run={run_dir}", f"image={tmp_path / 'black.png'}", "question=what colour is the object?",
+    generate([f"run={run_dir}", f"image={tmp_path / 'black.png'}", "question=what colour is the object?",
                           "output=text", "max_new_tokens=6", f"out_dir={tmp_path}"])
     assert capsys.readouterr().out.startswith("[0]")
 
@@ -81,7 +81,7 @@ def test_instruct_benchmark_scores_every_kind(instruct_run):
     import unimodal
     from unimodal.data.instruct import held_out_scenes
     from unimodal.data.sources import make_world
-    from unimodal.eval.instruct import score_instruct
+    from unimodal.eval.world.instruct import score_instruct
 
     _, run_dir = instruct_run
     pipe = unimodal.load(run_dir, device="cpu")

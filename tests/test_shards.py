@@ -1,4 +1,4 @@
-"""Token shards: memmap round trip, dtype by vocabulary size, crash safety, fingerprint refusal, tokenize.py."""
+"""Token shards: memmap round trip, dtype by vocabulary size, crash safety, fingerprint refusal, make_shards.py."""
 
 from __future__ import annotations
 
@@ -130,23 +130,23 @@ def test_prepare_shards_reuses_and_refuses_explicit_folder(tmp_path):
                        vocab, say=said.append)
 
 
-def test_tokenize_script_writes_then_reuses(tmp_path, capsys):
-    from unimodal.training.shards_run import tokenize
+def test_make_shards_script_writes_then_reuses(tmp_path, capsys):
+    from unimodal.commands.make_shards import make_shards
 
     overrides = ["debug=smoke", "modality=text", f"paths.tokenizers_dir={tmp_path}/tok",
                  f"paths.cache_dir={tmp_path}/cache", "splits=[train,test]"]
-    first = subprocess.run([sys.executable, str(ROOT / "scripts" / "tokenize.py"), *overrides], cwd=tmp_path,
+    first = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_shards.py"), *overrides], cwd=tmp_path,
                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     shards = list((tmp_path / "cache" / "shards").glob("*/test/shard.json"))
     assert len(shards) == 1 and f"test: {shards[0].parent}" in first.stdout
-    tokenize(overrides)  # what train.py does too: the same shards, reused
+    make_shards(overrides)  # what train.py does too: the same shards, reused
     assert capsys.readouterr().out.count("[tokens] reusing") == 2
 
 
 def test_splits_override():
+    from unimodal.commands.make_shards import parse_splits
     from unimodal.errors import ConfigError
-    from unimodal.training.shards_run import parse_splits
 
     assert parse_splits(["a=1", "splits=[val,test]"]) == (["a=1"], ("val", "test"))
     assert parse_splits(["splits=test"]) == ([], ("test",))

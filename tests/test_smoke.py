@@ -47,11 +47,11 @@ def test_generate_every_direction(smoke_run):
 
 
 def test_generate_script_writes_files(smoke_run, tmp_path, capsys):
-    from unimodal.generation_cli import generate_from_config
+    from unimodal.commands.generate import generate
 
     _, run_dir = smoke_run
-    png = generate_from_config([f"run={run_dir}", "prompt=a red circle", "output=image", f"out_dir={tmp_path}"])
-    wav = generate_from_config([f"run={run_dir}", "prompt=a red circle", "output=audio", f"out_dir={tmp_path}"])
+    png = generate([f"run={run_dir}", "prompt=a red circle", "output=image", f"out_dir={tmp_path}"])
+    wav = generate([f"run={run_dir}", "prompt=a red circle", "output=audio", f"out_dir={tmp_path}"])
     assert png[0].suffix == ".png" and png[0].stat().st_size > 0
     assert wav[0].suffix == ".wav" and wav[0].stat().st_size > 0
     assert "wrote" in capsys.readouterr().out

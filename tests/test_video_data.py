@@ -11,7 +11,7 @@ from unimodal.config import compose
 from unimodal.data.images import FASHION_MNIST_ROOT
 from unimodal.data.moving_fashion import CANVAS, item_path
 from unimodal.errors import DataError
-from unimodal.video_io import read_video, write_gif, write_mp4
+from unimodal.media import read_video, write_gif, write_mp4
 
 has_fashion = pytest.mark.skipif(not Path(FASHION_MNIST_ROOT, "train-images-idx3-ubyte.gz").is_file(),
                                  reason="needs Debian's dataset-fashion-mnist")

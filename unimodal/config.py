@@ -73,7 +73,7 @@ class ImageTokenizerConfig:
     quantizer: dict[str, Any] = field(default_factory=dict)
     l1_weight: float = 1.0
     l2_weight: float = 1.0
-    # Keys of one kind only (each kind takes those its constructor names: tokenizers.constructor_options).
+    # Keys of one kind only (each kind takes those its constructor names: tokenizers.base.constructor_options).
     num_queries: int = 64        # qformer-1d: tokens per image
     query_width: int = 32        # qformer-1d: transformer width
     query_layers: int = 1        # qformer-1d: layers reading patches into queries (and writing back)

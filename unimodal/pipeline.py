@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,14 +10,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from unimodal.anyres import AnyResImage
-from unimodal.errors import UnimodalError, VocabularyMismatch
+from unimodal.errors import UnimodalError
+from unimodal.media import (
+    fit_clip,
+    fit_image,
+    images_to_tensor,
+    tensor_to_images,
+    tensor_to_videos,
+    to_channels,
+    videos_to_tensor,
+)
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
+from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
 from unimodal.sequence import Segment, SequenceCodec
-from unimodal.tokenizers.base import ModalityTokenizer, TokenizerLoadError, load_tokenizer
+from unimodal.tokenizers.anyres import AnyResImage, decode_anyres
+from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
-
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -76,35 +83,17 @@ class Pipeline:
         hf_logging.disable_progress_bar()
 
         run_dir = Path(run_dir)
-        info_path = run_dir / RUN_FILE
-        if not run_dir.is_dir():
-            raise UnimodalError(f"run directory {run_dir} does not exist (train one with scripts/train.py)")
-        if not info_path.is_file():
-            raise UnimodalError(f"{run_dir} is not a training run: {RUN_FILE} is missing")
-        info = json.loads(info_path.read_text())
-        tokenizers: dict[str, ModalityTokenizer] = {}
-        for modality in ["text", *info["media"]]:
-            try:
-                tokenizers[modality] = load_tokenizer(run_dir / "tokenizers" / modality)
-            except TokenizerLoadError as err:
-                raise UnimodalError(str(err)) from None
-            expected = info["tokenizers"][modality]["fingerprint"]
-            if tokenizers[modality].fingerprint != expected:
-                raise VocabularyMismatch(
-                    f"{run_dir / 'tokenizers' / modality}: {modality} tokenizer has fingerprint "
-                    f"{tokenizers[modality].fingerprint} but the checkpoint was built with {expected}")
-        from unimodal.training.run import build_vocab
+        info = read_run_info(run_dir)
+        tokenizers = load_run_tokenizers(run_dir, info)
         vocab = build_vocab(tokenizers)
-        lm_dir = run_dir / "lm"
-        if not (lm_dir / "vocab.json").is_file():
+        lm_dir = run_dir / LM_DIR
+        if not (lm_dir / VOCAB_FILE).is_file():
             raise UnimodalError(f"{lm_dir}: no trained language model here (did training finish?)")
-        vocab.check_same(Vocabulary.load(lm_dir / "vocab.json"), f"checkpoint {lm_dir}")
+        vocab.check_same(Vocabulary.load(lm_dir / VOCAB_FILE), f"checkpoint {lm_dir}")
         model = load_lm(lm_dir, vocab)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
-        codec = SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
-                              audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"))
-        return cls(run_dir, model, vocab, codec, tokenizers, info)
+        return cls(run_dir, model, vocab, make_codec(info, vocab), tokenizers, info)
 
     # --- prompts -------------------------------------------------------------------------
     def segments_from(self, prompt: Any) -> list[Segment]:
@@ -122,11 +111,11 @@ class Pipeline:
             return [Segment("text", self.tokenizers["text"].encode(prompt)[0])]
         array = np.asarray(prompt)
         if array.ndim == 4 and "video" in self.tokenizers:  # a clip [T, H, W, 3]
-            from unimodal.video_io import video_segment
-            return [video_segment(self._tokenizer("video"), array)]
+            tokenizer = self._tokenizer("video")
+            clip = fit_clip(array, int(tokenizer.num_frames), int(tokenizer.image_size))
+            codes = tokenizer.encode(videos_to_tensor([clip]).to(self._device("video")))
+            return [Segment("video", codes[0].cpu().numpy())]
         if array.ndim == 3 and "image" in self.tokenizers:
-            from unimodal.data.images import to_channels
-            from unimodal.data.tokens import images_to_tensor
             array = fit_image(array, int(self.tokenizers["image"].image_size))
             array = to_channels(array[None], int(getattr(self.tokenizers["image"], "channels", 3)))[0]  # grey data
             codes = self._tokenizer("image").encode(images_to_tensor([array]).to(self._device("image")))
@@ -196,8 +185,8 @@ class Pipeline:
                context_frames: int = 8) -> Iterator[np.ndarray]:
         """Yield the generated sound as float32 waveform chunks while the model is still emitting its frames
         (every audio span of the answer, in order). With the same seed and settings the chunks join into
-        ``generate(...)[0].audio`` (see :mod:`unimodal.streaming` for the context each chunk is decoded with)."""
-        from unimodal.streaming import AudioStream
+        ``generate(...)[0].audio`` (see :mod:`unimodal.model.streaming` for the context each chunk is decoded with)."""
+        from unimodal.model.streaming import AudioStream
 
         if "audio" not in self.tokenizers:
             raise UnimodalError(f"stream() yields audio, and this run has no audio (it has {sorted(self.tokenizers)})")
@@ -273,9 +262,7 @@ class Pipeline:
     def decode_media(self, segment: Segment) -> np.ndarray:
         """One media segment -> an image (uint8 ``[H, W, C]``), a waveform (float32) or a clip (``[T, H, W, C]``)."""
         if segment.modality == "image":
-            from unimodal.data.tokens import tensor_to_images
             if isinstance(segment.payload, AnyResImage):
-                from unimodal.anyres import decode_anyres
                 return tensor_to_images(decode_anyres(self._tokenizer("image"), segment.payload)[None])[0]
             codes = torch.as_tensor(segment.payload)[None].to(self._device("image"))
             return tensor_to_images(self._tokenizer("image").decode(codes))[0]
@@ -283,8 +270,8 @@ class Pipeline:
             codes = torch.as_tensor(segment.payload)[None].to(self._device("audio"))
             return self._tokenizer("audio").decode(codes)[0].float().cpu().numpy()
         if segment.modality == "video":  # uint8 [T, H, W, 3]
-            from unimodal.video_io import decode_video_segment
-            return decode_video_segment(self._tokenizer("video"), segment)
+            codes = torch.as_tensor(segment.payload)[None].to(self._device("video"))
+            return tensor_to_videos(self._tokenizer("video").decode(codes))[0]
         raise UnimodalError(f"no decoder for {segment.modality} segments in this pipeline")
 
     def _spans(self, ids: np.ndarray) -> list[tuple[int, int]]:
@@ -310,16 +297,6 @@ class Pipeline:
         if text_start is not None:
             spans.append((text_start, i))
         return spans
-
-
-def fit_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Any RGB image -> ``size`` x ``size`` (box filter when shrinking), what the image tokenizer takes."""
-    if image.shape[:2] == (size, size):
-        return image
-    from PIL import Image
-
-    resized = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((size, size), Image.BOX)
-    return np.asarray(resized.convert("RGB"))
 
 
 def load(run_dir: str | Path, device: str | None = None) -> Pipeline:

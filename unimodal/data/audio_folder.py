@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unimodal.data.audio_sets import AudioTextSet, read_audio, windows
+from unimodal.data.audio_sets import AudioTextSet, windows
 from unimodal.data.images import hash_split, skipped_line, split_limit
 from unimodal.errors import DataError
+from unimodal.media import try_read_audio
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
 
@@ -39,7 +40,7 @@ def load_audio_folder(root: Path, entries: list[tuple[str, str]], data_cfg: Any,
     skipped: list[tuple[str, str]] = []
     for name, text in tqdm(entries, desc="read sounds", unit="file", disable=None):
         if name not in read:
-            read[name] = read_audio(root / name, sample_rate)
+            read[name] = try_read_audio(root / name, sample_rate)
         wave, reason = read[name]
         if wave is None:
             if (name, reason) not in skipped:

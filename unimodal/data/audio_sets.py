@@ -7,9 +7,7 @@ windows before they get here (:func:`windows`), so a cut only drops the tail of 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,49 +71,3 @@ def windows(wave: np.ndarray, samples: int, pad_last: bool = False) -> list[np.n
     return [p.astype(np.float32, copy=False) for p in pieces if len(p)]
 
 
-@functools.lru_cache(maxsize=8)
-def _resampler(source_rate: int, target_rate: int) -> torch.nn.Module:
-    # The module builds its sinc kernel once; torchaudio.functional.resample rebuilds it on every call
-    # (0.15 s for 22,050 -> 16,000 Hz, 50x the resampling itself).
-    import torchaudio
-
-    return torchaudio.transforms.Resample(source_rate, target_rate)
-
-
-@torch.no_grad()
-def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Mono float32 ``wave`` from ``source_rate`` to ``target_rate`` (torchaudio's windowed-sinc resampler)."""
-    if source_rate == target_rate:
-        return wave.astype(np.float32, copy=False)
-    tensor = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # one clip is too small to split: on a busy 2-core box 2 threads ran 40x slower
-    try:
-        return _resampler(int(source_rate), int(target_rate))(tensor).numpy()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray | None, str]:
-    """Mono float32 at ``sample_rate`` or ``(None, why it was skipped)``. Read with soundfile (libsndfile):
-    torchaudio 2.11's own loader needs torchcodec, which is not a dependency here."""
-    import soundfile
-
-    if not path.is_file():
-        return None, "missing"
-    if path.stat().st_size == 0:
-        return None, "empty"
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises LibsndfileError / RuntimeError for anything it cannot parse
-        return None, f"unreadable: {type(err).__name__}"
-    if data.shape[0] == 0:
-        return None, "empty"
-    return resample(data.mean(axis=1), int(rate), sample_rate), ""
-
-
-def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV."""
-    import soundfile
-
-    soundfile.write(str(path), np.clip(wave, -1.0, 1.0), int(sample_rate), subtype="PCM_16")

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
+from unimodal.data.images import ImageTextSet, hash_splits, skipped_line
 from unimodal.errors import DataError
+from unimodal.media import to_channels
 
 CLIPART_ROOT = "/usr/share/openclipart/svg"   # Debian's openclipart-svg
 CACHE_VERSION = 1          # bump when rendering or caption cleaning changes: old caches are then ignored

@@ -20,8 +20,9 @@ import numpy as np
 
 from unimodal.data.audio_folder import is_audio_folder, load_audio_folder
 from unimodal.data.audio_sets import AudioTextSet
-from unimodal.data.images import ImageTextSet, hash_splits, skipped_line, to_channels
+from unimodal.data.images import ImageTextSet, hash_splits, skipped_line
 from unimodal.errors import ConfigError, DataError
+from unimodal.media import to_channels, try_read_image
 
 METADATA = "metadata.jsonl"
 EXAMPLE_LINE = '{"file_name": "a.png", "text": "a caption"}'
@@ -105,7 +106,7 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
     images, kept, skipped, seen = [], [], [], {}
     for name, text in tqdm(entries, desc="read images", unit="file", disable=None):
         if name not in seen:
-            seen[name] = read_image(root / name, size)
+            seen[name] = try_read_image(root / name, size)
         image, reason = seen[name]
         if image is None:
             if reason and (name, reason) not in skipped:

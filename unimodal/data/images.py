@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unimodal.errors import ConfigError, DataError
+from unimodal.media import images_to_tensor, to_channels
 
 SPLITS = ("train", "val", "test")
 HELD_OUT_FRACTION = 0.05       # of a file-based source, to val and to test each (at least one image each)
@@ -65,8 +66,6 @@ class ImageTextSet:
         """Samples ``[start, stop)`` as a float ``[B, C, H, W]`` batch in [0, 1] (what tokenizers take)."""
         if modality != "image":
             raise DataError(f"this data holds images and captions only, not {modality}")
-        from unimodal.data.tokens import images_to_tensor
-
         return images_to_tensor(list(self.images[start:stop]))
 
 
@@ -86,19 +85,6 @@ def hash_split(keys: list[str], split: str) -> list[int]:
 
 def split_limit(data_cfg: Any, split: str) -> int:
     return int({"train": data_cfg.num_train, "val": data_cfg.num_val, "test": data_cfg.num_test}[split])
-
-
-def to_channels(images: np.ndarray, channels: int, key: str = "data.channels") -> np.ndarray:
-    """uint8 ``[N, H, W, C]`` -> ``channels`` channels (grey is repeated; RGB -> grey uses ITU-R 601 luma)."""
-    have = images.shape[-1]
-    if have == channels:
-        return images
-    if have == 1 and channels == 3:
-        return np.repeat(images, 3, axis=-1)
-    if have == 3 and channels == 1:
-        luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
-    raise ConfigError(f"{key}={channels}: images have {have} channels; use 1 (grey) or 3 (RGB)")
 
 
 def skipped_line(count_of: str, where: Path | str, skipped: list[tuple[str, str]]) -> str:

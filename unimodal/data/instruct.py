@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unimodal.data.chat import Turn, encode_chat
-from unimodal.data.synthetic import COLORS, SHAPES, Scene, SceneObject
+from unimodal.data.synthetic.world import COLORS, SHAPES, Scene, SceneObject
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
 from unimodal.errors import ConfigError
@@ -173,7 +173,7 @@ def make_swaps(world: Any, scenes: list[Scene], image_tokenizer: Any, batch_size
 def _encode_twins(world: Any, chosen: list[tuple[int, tuple[str, Scene]]], image_tokenizer: Any,
                   batch_size: int) -> dict[int, Edit]:
     """``(scene index, (instruction, new scene))`` -> the new scenes rendered and encoded once, in batches."""
-    from unimodal.data.tokens import images_to_tensor
+    from unimodal.media import images_to_tensor
 
     edits: dict[int, Edit] = {}
     for start in range(0, len(chosen), batch_size):

@@ -17,6 +17,7 @@ import torch
 
 from unimodal.data.images import FASHION_MNIST_CLASSES, load_fashion_mnist
 from unimodal.errors import DataError
+from unimodal.media import images_to_tensor, videos_to_tensor
 
 CANVAS = 64
 SPEED = (1.5, 3.5)          # pixels per frame on the 64 px canvas
@@ -41,12 +42,9 @@ class VideoTextSet:
         return []
 
     def media(self, modality: str, start: int, stop: int) -> torch.Tensor:
-        from unimodal.data.video_sources import videos_to_tensor
-
         if modality == "video":
             return videos_to_tensor(list(self.videos[start:stop]))
         if modality == "image":
-            from unimodal.data.tokens import images_to_tensor
             return images_to_tensor(list(self.videos[start:stop, 0]))
         raise DataError(f"this data holds clips and captions only, not {modality}")
 

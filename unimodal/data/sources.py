@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from unimodal.data.images import SPLITS, ImageTextSet
 from unimodal.errors import ConfigError
+from unimodal.media import images_to_tensor
 from unimodal.tokenizers.base import hash_json
 
 # What each source holds besides captions.
@@ -66,7 +67,7 @@ def check_source(data_cfg: Any, media: list[str] | tuple[str, ...] = ()) -> None
 
 
 def make_world(data_cfg: Any) -> Any:
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     if data_cfg.name != "synthetic":
         raise ConfigError(f"data={data_cfg.name} has no synthetic world (scenes with exact analyzers); "
@@ -95,8 +96,6 @@ class SceneSamples:
         return [[list(pair) for pair in scene.attributes()] for scene in self.scenes]
 
     def media(self, modality: str, start: int, stop: int) -> torch.Tensor:
-        from unimodal.data.tokens import images_to_tensor
-
         chunk = self.scenes[start:stop]
         if modality == "image":
             return images_to_tensor([self.world.render_image(s) for s in chunk])

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from unimodal.data.audio_sets import AudioTextSet, read_audio, resample, write_wav
+from unimodal.data.audio_sets import AudioTextSet
 from unimodal.errors import ConfigError, DataError
+from unimodal.media import resample, try_read_audio, write_wav
 
 METADATA = "metadata.jsonl"
 HELD_OUT_FRACTION = 0.05   # of the sentences, to val and to test each
@@ -47,7 +48,7 @@ _ENDINGS = ("", " every morning", " after lunch", " in the rain", " before dark"
 
 def sentences(count: int, seed: int) -> list[str]:
     """``count`` distinct texts: half the synthetic world's captions, half grammar sentences (seeded)."""
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     rng = random.Random(seed)
     world = World(WorldConfig(held_out=()))
@@ -191,7 +192,7 @@ def load_speech(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, AudioTextSe
         items = [json.loads(line) for line in (folder / METADATA).read_text(encoding="utf-8").splitlines() if line]
         waves, texts, names = [], [], []
         for item in tqdm(items, desc=f"read speech {split}", unit="wav", disable=None):
-            wave, reason = read_audio(folder / item["file_name"], sample_rate)
+            wave, reason = try_read_audio(folder / item["file_name"], sample_rate)
             if wave is None:
                 raise DataError(f"{folder / item['file_name']}: {reason}; delete {folder} to synthesise it again")
             waves.append(wave)

@@ -1,4 +1,4 @@
-"""Tokenized samples in memory: per-sample local codes for every modality, and image tensor helpers.
+"""Tokenized samples in memory: per-sample local codes for every modality.
 
 Training reads the on-disk form, :class:`unimodal.data.shards.TokenShard` (same interface); this one serves
 small sets built on the fly (tests, tools). Task templates are applied at load time, so one set serves
@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 
 @dataclass
@@ -31,40 +29,3 @@ class TokenizedSet:
             out[name] = codes[index]
         return out
 
-
-def tokenize_samples(samples: Any, tokenizers: dict[str, Any], batch_size: int = 64, progress: bool = True,
-                     desc: str = "tokenize") -> TokenizedSet:
-    """Encode every sample of a split (:class:`unimodal.data.sources.Samples`) with every tokenizer given
-    (text always), one media batch at a time."""
-    captions = list(samples.captions)
-    text = [np.asarray(ids, dtype=np.int64) for ids in tokenizers["text"].encode(captions)]
-    media: dict[str, list[np.ndarray]] = {name: [] for name in tokenizers if name != "text"}
-    bar = tqdm(total=len(samples), desc=desc, disable=not progress, unit="sample")
-    for start in range(0, len(samples), batch_size):
-        stop = min(start + batch_size, len(samples))
-        with torch.no_grad():
-            for name, codes in media.items():
-                codes.append(tokenizers[name].eval().encode(samples.media(name, start, stop)).cpu().numpy())
-        bar.update(stop - start)
-    bar.close()
-    return TokenizedSet(text, {k: np.concatenate(v) for k, v in media.items()}, captions, samples.attributes)
-
-
-def tokenize_scenes(world: Any, scenes: list[Any], tokenizers: dict[str, Any], batch_size: int = 64,
-                    progress: bool = True, desc: str = "tokenize") -> TokenizedSet:
-    """Synthetic scenes, rendered and encoded: :func:`tokenize_samples` over ``SceneSamples``."""
-    from unimodal.data.sources import SceneSamples
-
-    return tokenize_samples(SceneSamples(world, scenes), tokenizers, batch_size, progress, desc)
-
-
-def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 ``[H, W, C]`` images -> float ``[B, C, H, W]`` in [0, 1]."""
-    batch = np.stack([np.asarray(im) for im in images]).astype(np.float32) / 255.0
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-
-
-def tensor_to_images(batch: torch.Tensor) -> list[np.ndarray]:
-    """float ``[B, C, H, W]`` in [0, 1] -> uint8 ``[H, W, C]`` arrays."""
-    arr = (batch.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return list(arr)

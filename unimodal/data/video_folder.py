@@ -8,35 +8,15 @@ clip, each centre-cropped to a square of ``data.image_size``. Splits by a hash o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unimodal.data.folder import METADATA, folder_root, read_metadata
-from unimodal.data.images import hash_split, skipped_line, split_limit, to_channels
+from unimodal.data.images import hash_split, skipped_line, split_limit
 from unimodal.data.moving_fashion import VideoTextSet
 from unimodal.errors import DataError
-
-
-def read_clip(path: Path, num_frames: int, size: int) -> tuple[np.ndarray | None, str]:
-    """uint8 ``[num_frames, size, size, 3]`` or ``(None, why it was skipped)``."""
-    from PIL import Image, ImageOps
-
-    from unimodal.video_io import read_video
-
-    if not path.is_file():
-        return None, "missing"
-    if path.stat().st_size == 0:
-        return None, "empty"
-    try:
-        frames = read_video(path)
-    except DataError as err:
-        return None, str(err).split(": ", 1)[-1][:60]
-    index = np.round(np.linspace(0, len(frames) - 1, num_frames)).astype(np.int64)
-    fitted = [np.asarray(ImageOps.fit(Image.fromarray(frames[i]).convert("RGB"), (size, size),
-                                      Image.Resampling.LANCZOS)) for i in index]
-    return np.stack(fitted), ""
+from unimodal.media import to_channels, try_read_clip
 
 
 def load_video_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, VideoTextSet]:
@@ -47,7 +27,7 @@ def load_video_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, Video
     frames, size = int(data_cfg.video_frames), int(data_cfg.image_size)
     clips, kept, skipped = [], [], []
     for name, text in tqdm(entries, desc="read clips", unit="file", disable=None):
-        clip, reason = read_clip(root / name, frames, size)
+        clip, reason = try_read_clip(root / name, frames, size)
         if clip is None:
             skipped.append((name, reason))
             continue

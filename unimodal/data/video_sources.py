@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from unimodal.errors import ConfigError
+from unimodal.media import images_to_tensor, videos_to_tensor
 
 
 def clips_enabled(data_cfg: Any) -> bool:
@@ -19,18 +19,6 @@ def check_video_source(data_cfg: Any, media: list[str] | tuple[str, ...]) -> Non
     if "video" in media and int(data_cfg.get("video_frames", 0) or 0) < 2:
         raise ConfigError(f"the modality asks for video but data.video_frames={data_cfg.get('video_frames', 0)}; "
                           f"set data.video_frames (e.g. 9) or use modality=video, which sets it")
-
-
-def videos_to_tensor(videos: list[np.ndarray]) -> torch.Tensor:
-    """uint8 ``[T, H, W, C]`` clips -> float ``[B, T, C, H, W]`` in [0, 1]."""
-    batch = np.stack([np.asarray(v) for v in videos]).astype(np.float32) / 255.0
-    return torch.from_numpy(batch).permute(0, 1, 4, 2, 3).contiguous()
-
-
-def tensor_to_videos(batch: torch.Tensor) -> list[np.ndarray]:
-    """float ``[B, T, C, H, W]`` in [0, 1] -> uint8 ``[T, H, W, C]`` clips."""
-    arr = (batch.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
-    return list(arr)
 
 
 class ClipSamples:
@@ -53,7 +41,6 @@ class ClipSamples:
         if modality == "video":
             return videos_to_tensor([self.motion_world.render_video(c) for c in chunk])
         if modality == "image":
-            from unimodal.data.tokens import images_to_tensor
             return images_to_tensor([self.motion_world.world.render_image(c.scene_at(0)) for c in chunk])
         raise ConfigError(f"data=synthetic with data.video_frames > 0 holds captions, clips and their first frames; "
                           f"it has no {modality}")

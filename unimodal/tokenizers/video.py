@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from unimodal.errors import ConfigError
-from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, register, registered_kind
+from unimodal.tokenizers.base import ModalityTokenizer, ModuleWeights, constructor_options, register, registered_kind
 from unimodal.tokenizers.causal3d import CausalDecoder, CausalEncoder, inflate_time_kernels
 from unimodal.tokenizers.losses import reconstruction_loss
 from unimodal.tokenizers.quantizers import Quantizer, QuantizerOutput, quantizer_from_config
@@ -38,7 +38,7 @@ def check_clips(videos: Tensor, channels: int) -> None:
 
 
 class VideoTokenizer(ModalityTokenizer):
-    """What both kinds share: the code grid, frame rate and the metrics of :mod:`unimodal.eval.video_metrics`."""
+    """What both kinds share: the code grid and the frame rate."""
 
     modality = "video"
     num_frames: int
@@ -64,12 +64,6 @@ class VideoTokenizer(ModalityTokenizer):
             raise ValueError(f"this tokenizer is built for clips of {self.num_frames} frames, got {num_frames}")
         return t * h * w
 
-    @torch.no_grad()
-    def measure(self, videos: Tensor) -> dict[str, float]:
-        from unimodal.eval.video_metrics import evaluate_video_tokenizer
-
-        return evaluate_video_tokenizer(self, videos)
-
 
 @register
 class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
@@ -77,8 +71,6 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
 
     def __init__(self, image: dict[str, Any], num_frames: int = 9, sample_frames: int = 9, fps: float = 8.0) -> None:
         super().__init__()
-        from unimodal.tokenizers import constructor_options  # the package imports this module
-
         options = copy.deepcopy(dict(image))
         kind = options.pop("kind", "grid2d")
         cls = registered_kind(kind)

@@ -25,19 +25,17 @@ from unimodal.data.instruct import ChatDataset, Edit, make_edits, make_swaps
 from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
+from unimodal.run_folder import LM_DIR, PRETRAINED_DIR, VOCAB_FILE, make_codec
 from unimodal.training import distributed
+from unimodal.training.accelerator import quiet_lightning
 from unimodal.training.buckets import LengthBuckets
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, collate, in_order
 from unimodal.training.lm_module import LMModule
-from unimodal.training.lm_trainer import make_codec
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs
-from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
-
-PRETRAINED_DIR = "lm-pretrain"
 
 
 def _say(message: str) -> None:
@@ -81,7 +79,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                           f"data={cfg.data.name} has none: use data=synthetic")
     icfg = cfg.instruct
     distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
-    lm_dir, base_dir = run_dir / "lm", run_dir / PRETRAINED_DIR
+    lm_dir, base_dir = run_dir / LM_DIR, run_dir / PRETRAINED_DIR
     ranks = distributed.current()
     with distributed.rank_zero_first():   # rank 0 keeps the pretrained model; the others then read it
         if ranks.is_zero and not pretrained_for_instruct(run_dir):
@@ -98,7 +96,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
          f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
          (f", {len(frozen)} frozen by instruct.freeze" if frozen else ""))
 
-    codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
+    codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     text = tokenizers["text"]
 
     def encode_text(value: str) -> list[int]:
@@ -158,7 +156,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     partial_dir = run_dir / "lm.partial"
     shutil.rmtree(partial_dir, ignore_errors=True)
     save_lm(final, partial_dir)
-    vocab.save(partial_dir / "vocab.json")
+    vocab.save(partial_dir / VOCAB_FILE)
     shutil.rmtree(lm_dir, ignore_errors=True)
     partial_dir.rename(lm_dir)   # never a half-written lm/ that looks whole
     summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 
 from unimodal.data.mixture import task_weights
 from unimodal.model.lm import build_lm, count_parameters, save_lm
-from unimodal.sequence import SequenceCodec
+from unimodal.run_folder import LM_DIR, VOCAB_FILE, make_codec
 from unimodal.training import distributed
+from unimodal.training.accelerator import quiet_lightning
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.distributed import say
 from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset, collate, length_groups
@@ -25,19 +26,13 @@ from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs
-from unimodal.training.tokenizer_module import quiet_lightning
 from unimodal.vocab import Vocabulary
-
-
-def make_codec(vocab: Vocabulary, shapes: dict[str, Any], audio_layout: str) -> SequenceCodec:
-    return SequenceCodec(vocab, image_grid=shapes.get("image_grid"), audio_frames=shapes.get("audio_frames"),
-                         audio_layout=audio_layout, video_grid=shapes.get("video_grid"))
 
 
 def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
            run_dir: Path) -> Path:
     distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
-    codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
+    codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
     weights = task_weights(cfg.modality)  # modality.weights x modality.modality_weights
@@ -89,11 +84,11 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
-    out = run_dir / "lm"
+    out = run_dir / LM_DIR
     whole = whole_model(trainer, model, build)   # FSDP: gathered from every rank's shards (all ranks take part)
     if ranks.is_zero:
         save_lm(merge_new_rows(whole), out)  # align: the new rows merged back into one plain HF model
-        vocab.save(out / "vocab.json")  # the checkpoint names the vocabulary it was trained on
+        vocab.save(out / VOCAB_FILE)  # the checkpoint names the vocabulary it was trained on
         summary_file = run_dir / "train_summary.json"
         # A resumed run that had already reached max_steps trains nothing and logs nothing: keep its last metrics.
         previous = json.loads(summary_file.read_text()) if resume and summary_file.is_file() else {}

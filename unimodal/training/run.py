@@ -1,4 +1,5 @@
-"""``scripts/train.py``: stage 0 (tokenizers) and stage 1 (the language model) as one config-driven run."""
+"""The stages of a run, config-driven: stage 0 (tokenizers), the token shards, stage 1 (the language model) and
+instruction tuning; what ``scripts/train.py`` and ``scripts/make_shards.py`` run."""
 
 from __future__ import annotations
 
@@ -13,16 +14,25 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from unimodal.data.shards import TokenShard
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
 from unimodal.errors import ConfigError, UnimodalError
-from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer, registered_kind
+from unimodal.run_folder import CONFIG_FILE, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE, build_vocab
+from unimodal.tokenizers.base import (
+    ModalityTokenizer,
+    constructor_options,
+    hash_json,
+    load_tokenizer,
+    registered_kind,
+)
 from unimodal.training import distributed
+from unimodal.training.accelerator import trainer_kwargs
 from unimodal.training.launch import run_dir_for
+from unimodal.training.shards_run import prepare_shards
 from unimodal.vocab import Vocabulary
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
 VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
-RUN_FILE = "run.json"
 
 
 def _say(message: str) -> None:
@@ -40,8 +50,6 @@ def tokenizer_options(modality: str, tok_cfg: Any) -> dict[str, Any]:
 
 def build_tokenizer(modality: str, tok_cfg: Any) -> ModalityTokenizer:
     """A fresh (untrained) tokenizer of the registered ``kind`` for ``modality``, built from its config."""
-    from unimodal.tokenizers import constructor_options  # importing the package registers every kind
-
     cls = registered_kind(tok_cfg.kind)
     if cls is None or cls.modality != modality:
         raise ConfigError(f"tokenizer.{modality}.kind={tok_cfg.kind!r} is not an available {modality} tokenizer")
@@ -55,8 +63,6 @@ NAMELESS_DEFAULTS = {"dead_code_fraction": None, "causal": False, "norm": "weigh
 def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     """``<modality>-<kind>-<hash>``: the hash covers the keys this kind uses, its training budget and the
     data, so keys of other kinds (the schema holds them all) and defaults left off never rename it."""
-    from unimodal.tokenizers import constructor_options
-
     settings = OmegaConf.to_container(tok_cfg, resolve=True)
     settings.pop("layout", None)
     settings.pop("channels", None)  # always data.channels, which data_fp covers
@@ -72,22 +78,13 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
 
 
-def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
-    """Lightning accelerator settings of stage 0: tokenizers train on one device, rank 0's (the LM stages' own,
-    strategies included, are ``strategies.lm_trainer_kwargs``). ``precision: auto`` is bf16-mixed on a GPU, fp32
-    on a CPU."""
-    precision = trainer_cfg.precision
-    if precision == "auto":
-        precision = "bf16-mixed" if torch.cuda.is_available() and trainer_cfg.accelerator != "cpu" else "32-true"
-    return {"accelerator": trainer_cfg.accelerator, "devices": 1, "precision": precision}
-
-
 def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                        media: list[str]) -> dict[str, tuple[ModalityTokenizer, Path]]:
     """Load each tokenizer from ``paths.tokenizers_dir`` or train and export it (stage 0)."""
-    from unimodal.tokenizers import constructor_options
+    from unimodal.eval.tokenizers.card import save_tokenizer
+    from unimodal.eval.tokenizers.measure import card_examples, measure
     from unimodal.tokenizers.text import TextTokenizer
-    from unimodal.training.tokenizer_module import fit_tokenizer, measure_in_batches
+    from unimodal.training.tokenizer_module import fit_tokenizer
 
     root = Path(cfg.paths.tokenizers_dir)
     data_fp = data_fingerprint(cfg.data)
@@ -104,6 +101,7 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             raise UnimodalError(f"no {modality} tokenizer at {folder} for this config and data; "
                                 f"run stage=tokenizers (or stage=all) first")
         started = time.perf_counter()
+        held_out = None  # media the card's figures show (none for text)
         if modality == "text" and pretrained:  # a pretrained LM's own tokenizer (stage=align): loaded, not trained
             tokenizer: Any = build_tokenizer("text", tok_cfg)
             lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
@@ -120,7 +118,7 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             held_out = val_split.media(modality, 0, len(val_split))
             if pretrained:
                 _say(f"[stage 0] {modality} tokenizer ({tok_cfg.kind}) is pretrained: measuring, not training")
-                metrics = measure_in_batches(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
+                metrics = measure(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
             else:
                 _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for up to "
                      f"{tok_cfg.train.steps} steps / {tok_cfg.train.max_minutes} min")
@@ -137,28 +135,13 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
         metrics["data"] = str(cfg.data.name)  # scripts/evaluate.py measures on this data by default
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save(tmp, metrics)
-        if modality == "image":  # the card shows originals over reconstructions
-            from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer, write_image_report
-
-            write_image_report(tokenizer, tmp, metrics,
-                               evaluate_image_tokenizer(tokenizer, held_out[:8], progress=False))
-        if modality == "audio":  # the card shows spectrograms, with WAV pairs in samples/
-            from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
-
-            write_audio_report(tokenizer, tmp, metrics,
-                               evaluate_audio_tokenizer(tokenizer, held_out[:4], progress=False))
+        save_tokenizer(tokenizer, tmp, metrics, None if held_out is None else card_examples(tokenizer, held_out))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
         result[modality] = (tokenizer, folder)
     return result
-
-
-def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
-    media = {m: (t.codebook_size, t.num_codebooks) for m, t in tokenizers.items() if m != "text"}
-    return Vocabulary(tokenizers["text"].codebook_size, media)
 
 
 def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dict[str, Any]:
@@ -223,7 +206,6 @@ def train(cfg: DictConfig) -> Path | None:
         if zero:
             write_run_files(cfg, run_dir, vocab, prepared, shapes)
 
-        from unimodal.training.shards_run import prepare_shards
         with distributed.rank_zero_first():  # shards written once; the other ranks then read them
             sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
@@ -264,12 +246,22 @@ def write_run_files(cfg: DictConfig, run_dir: Path, vocab: Vocabulary,
     }
     check_resumable(run_dir, info)
     for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
-        target = run_dir / "tokenizers" / modality
+        target = run_dir / TOKENIZERS_DIR / modality
         if not (target / "config.json").is_file():
             shutil.copytree(folder, target, dirs_exist_ok=True)
-    vocab.save(run_dir / "vocab.json")
-    OmegaConf.save(cfg, run_dir / "config.yaml")
+    vocab.save(run_dir / VOCAB_FILE)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE)
     (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+
+
+def shards_for_splits(cfg: DictConfig, splits: tuple[str, ...]) -> dict[str, TokenShard]:
+    """``scripts/make_shards.py``: tokenizers (reused, or trained as ``stage`` allows), then one shard per split."""
+    media = list(cfg.modality.media)
+    check_source(cfg.data, media)
+    samples = load_samples(cfg.data, tuple(dict.fromkeys(("train", "val", *splits))))
+    prepared = prepare_tokenizers(cfg, samples, media)  # tokenizers train on train and measure on val
+    tokenizers = {m: prepared[m][0] for m in ["text", *media]}
+    return prepare_shards(cfg, {s: samples[s] for s in splits}, tokenizers, build_vocab(tokenizers))
 
 
 def check_resumable(run_dir: Path, info: dict[str, Any]) -> None:

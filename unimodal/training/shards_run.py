@@ -1,4 +1,4 @@
-"""Token shards for a run: where they live, reuse or build, and ``scripts/tokenize.py``."""
+"""Token shards for a run: where they live, and reusing or building them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from unimodal.errors import ConfigError
 from unimodal.tokenizers.base import hash_json
 from unimodal.vocab import Vocabulary
 
-DEFAULT_SPLITS = ("train", "val")
 SHARD_FORMATS = ("memmap", STREAM)   # paths.shards_format: memmap (one machine, the default) or litdata (streaming)
 
 
@@ -81,36 +80,3 @@ def stream_location(cfg: DictConfig, staging_root: Path, split: str) -> str:
     if cfg.paths.get("shards_dir"):
         return f"{str(cfg.paths.shards_dir).rstrip('/')}/{split}"
     return str(staging_root / f"{split}.{STREAM}")
-
-
-def parse_splits(overrides: list[str]) -> tuple[list[str], tuple[str, ...]]:
-    """``splits=[train,val,test]`` (or ``splits=test``) out of the overrides; the rest go to the config."""
-    rest, splits = [], DEFAULT_SPLITS
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key != "splits":
-            rest.append(override)
-            continue
-        splits = tuple(s.strip() for s in value.strip("[]").split(",") if s.strip())
-        if not splits:
-            raise ConfigError("splits= is empty; give e.g. splits=[train,val,test]")
-    return rest, splits
-
-
-def tokenize(overrides: list[str]) -> dict[str, TokenShard]:
-    """``scripts/tokenize.py``: tokenizers (reused, or trained as ``stage`` allows), then shards per split."""
-    from unimodal.config import compose
-    from unimodal.data.sources import check_source, load_samples
-    from unimodal.training.run import build_vocab, prepare_tokenizers
-
-    rest, splits = parse_splits(overrides)
-    cfg = compose(rest)
-    media = list(cfg.modality.media)
-    check_source(cfg.data, media)
-    samples = load_samples(cfg.data, tuple(dict.fromkeys(("train", "val", *splits))))
-    prepared = prepare_tokenizers(cfg, samples, media)  # tokenizers train on train and measure on val
-    tokenizers = {m: prepared[m][0] for m in ["text", *media]}
-    shards = prepare_shards(cfg, {s: samples[s] for s in splits}, tokenizers, build_vocab(tokenizers))
-    for split, shard in shards.items():
-        print(f"{split}: {shard.folder.resolve()}")
-    return shards

@@ -21,25 +21,14 @@ import torch
 from omegaconf import DictConfig
 
 from unimodal.errors import ConfigError
+from unimodal.training.accelerator import trainer_kwargs
 from unimodal.training.distributed import uses_cuda
 from unimodal.training.launch import devices_per_node, world_size
 
 
 def lm_precision(trainer_cfg: Any) -> str:
-    """``precision: auto`` is bf16-mixed on a GPU and on a CPU with native bf16 (AVX512-BF16/AMX: about 1.5x
-    faster LM steps), fp32 otherwise."""
-    precision = trainer_cfg.precision
-    if precision != "auto":
-        return precision
-    on_gpu = torch.cuda.is_available() and trainer_cfg.accelerator != "cpu"
-    return "bf16-mixed" if on_gpu or cpu_has_native_bf16() else "32-true"
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """``precision: auto`` is bf16-mixed on a GPU and on a CPU with native bf16, fp32 otherwise."""
+    return trainer_kwargs(trainer_cfg, lm=True)["precision"]
 
 
 def decoder_layer_class(model: torch.nn.Module) -> type[torch.nn.Module]:

@@ -1,0 +1,107 @@
+"""``scripts/generate.py``: read the prompt (text, image, sound or clip files), generate through the run's
+pipeline (:mod:`unimodal.pipeline`) and write each answer's media (PNG, WAV, GIF and MP4)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from unimodal.cli import run_cli
+from unimodal.config import compose
+from unimodal.errors import UnimodalError
+from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
+from unimodal.model.fast_decode import fast_mode
+from unimodal.model.generate import SamplingConfig
+
+USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
+
+  output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
+  num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
+  out_dir=<folder> (default: <run>/samples)
+  chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(generate, USAGE, argv)
+
+
+def _table(node: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(node)) if node is not None else {}
+
+
+def sampling_from(cfg: Any) -> SamplingConfig:
+    return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
+                          cfg_scale=_table(cfg.cfg_scale), cfg_schedule=_table(cfg.cfg_schedule),
+                          repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
+                          min_text_tokens=int(cfg.min_text_tokens),
+                          fast=fast_mode(cfg.get("fast", "auto")))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "sample"
+
+
+FREE_TEXT_KEYS = ("prompt", "question", "run", "image", "audio", "video", "out_dir")
+
+
+def quote_free_text(override: str) -> str:
+    """``prompt=a red circle, left of ...`` -> a quoted Hydra string, so commas and spaces stay text."""
+    key, _, value = override.partition("=")
+    if key in FREE_TEXT_KEYS and value and value[0] not in "'\"":
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"{key}='{escaped}'"
+    return override
+
+
+def generate(overrides: list[str]) -> list[Path]:
+    """Generate from the run of ``run=``; print each text answer and the path of every file written."""
+    cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
+    if not cfg.run:
+        raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
+    from unimodal.pipeline import Pipeline
+
+    pipeline = Pipeline.load(cfg.run)
+    prompt: list[Any] = []
+    if cfg.prompt:
+        prompt.append(str(cfg.prompt))
+    if cfg.image:
+        prompt.append(read_image(cfg.image))
+    if cfg.audio:
+        prompt.append(read_audio(cfg.audio, pipeline.sample_rate))
+    if cfg.get("video"):
+        prompt.append(read_video(cfg.video))
+    question = cfg.get("question")
+    if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
+        prompt.append(str(question))
+    if not prompt:
+        raise UnimodalError('give a prompt: prompt="a red circle", image=<file>, audio=<file> or video=<file>')
+    outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
+    results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
+                                sampling=sampling_from(cfg), chat=bool(question))
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio or cfg.get("video"))).stem)
+    written: list[Path] = []
+    for index, result in enumerate(results):
+        if result.text:
+            print(f"[{index}] {result.text}")
+        for k, image in enumerate(result.images):
+            written.append(write_png(image, out_dir / f"{name}-{index}-{k}.png"))
+        for k, wave in enumerate(result.audio):
+            path = out_dir / f"{name}-{index}-{k}.wav"
+            write_wav(path, wave, pipeline.sample_rate)
+            written.append(path)
+        for k, clip in enumerate(result.videos):
+            scale = max(1, 256 // clip.shape[1])
+            written.append(write_gif(clip, out_dir / f"{name}-{index}-{k}.gif", result.video_fps, scale))
+            mp4 = write_mp4(clip, out_dir / f"{name}-{index}-{k}.mp4", result.video_fps, scale)
+            written += [mp4] if mp4 else []
+        if result.truncated:
+            print(f"[{index}] note: a span was cut off")
+    for path in written:
+        print(f"wrote {path}")
+    return written
