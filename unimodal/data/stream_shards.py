@@ -51,9 +51,18 @@ def _item(folder: str, index: int) -> dict[str, Any]:
     return item
 
 
+def _litdata() -> Any:
+    try:
+        import litdata
+    except ImportError:
+        raise ConfigError("paths.shards_format=litdata needs the litdata package: pip install 'unimodal[stream]'") \
+            from None
+    return litdata
+
+
 def write_stream_shard(location: str, shard: TokenShard) -> StreamTokenShard:
     """Every sample of ``shard`` as litdata chunks at ``location`` (a folder or an object-store URL)."""
-    from litdata import optimize
+    optimize = _litdata().optimize
 
     remote = is_remote(location)
     target = location if remote else f"{location}.partial-{os.getpid()}"
@@ -95,9 +104,7 @@ class StreamTokenShard:
     @property
     def items(self) -> Any:
         if self._items is None:
-            from litdata import StreamingDataset
-
-            self._items = StreamingDataset(self.folder, cache_dir=self.cache_dir)
+            self._items = _litdata().StreamingDataset(self.folder, cache_dir=self.cache_dir)
         return self._items
 
     def __len__(self) -> int:

@@ -28,7 +28,11 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
 def shard_urls(data_cfg: Any) -> list[str]:
     """``data.urls`` expanded: every tar, in order."""
-    from braceexpand import braceexpand
+    try:
+        import webdataset  # noqa: F401  (read_tars uses it; checked here, where a run starts)
+        from braceexpand import braceexpand
+    except ImportError:
+        raise ConfigError("data=webdataset needs the webdataset package: pip install 'unimodal[stream]'") from None
 
     if not data_cfg.get("urls"):
         raise ConfigError('data=webdataset needs data.urls, e.g. data.urls="<dir>/{00000..00099}.tar"')

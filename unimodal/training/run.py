@@ -4,6 +4,7 @@ instruction tuning; what ``scripts/train.py`` and ``scripts/make_shards.py`` run
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -133,11 +134,21 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             tokenizer.cpu().eval()
         metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
         metrics["data"] = str(cfg.data.name)  # scripts/evaluate.py measures on this data by default
-        tmp = folder.with_name(folder.name + ".partial")
+        # Complete folders only (a killed run leaves a .partial, never a fake tokenizer), and one per process: jobs
+        # of a parallel sweep may train the same tokenizer at once; the first to finish keeps the folder.
+        tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         save_tokenizer(tokenizer, tmp, metrics, None if held_out is None else card_examples(tokenizer, held_out))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
+        if (folder / "config.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tokenizer = load_tokenizer(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)   # an incomplete one
+            try:
+                tmp.rename(folder)
+            except OSError:   # another job's complete folder got there between the check and the rename
+                shutil.rmtree(tmp, ignore_errors=True)
+                tokenizer = load_tokenizer(folder)
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
         result[modality] = (tokenizer, folder)
