@@ -126,6 +126,8 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(runs):
                                                                                     "metrics.csv")
     assert sorted(got) == sorted(want) == list(range(STEPS))
     assert all(abs(got[s] - want[s]) <= 1e-4 for s in want), (got, want)
+    print(f"[ddp] first-step gradients: largest difference {worst:.2e}; losses over {STEPS} steps: largest "
+          f"difference {max(abs(got[s] - want[s]) for s in want):.2e}")
 
 
 def test_only_rank_zero_writes_run_files(runs):
@@ -163,6 +165,8 @@ def test_sigkilled_ddp_run_resumes_to_the_uninterrupted_losses(runs):
     got = _train_losses(root / "runs" / "killed" / "logs" / "metrics.csv")   # the resumed run only
     assert sorted(got) == list(range(resumed_at, STEPS))
     assert all(abs(got[s] - want[s]) <= 1e-5 for s in got), (got, want)
+    print(f"[ddp] resumed at step {resumed_at}: largest loss difference "
+          f"{max(abs(got[s] - want[s]) for s in got):.2e}")
     merged = _train_losses(root / "runs" / "killed" / "metrics.csv")
     assert sorted(merged) == list(range(STEPS)) and all(abs(merged[s] - want[s]) <= 1e-5 for s in merged)
 

@@ -7,7 +7,6 @@ options stay open dicts: their meaning depends on the ``kind`` selected.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,20 +350,6 @@ def quote_braces(override: str) -> str:
     if not sep or "{" not in value or value[:1] in "{['\"" or "${" in value:
         return override
     return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _sweep_dir(run_dir: str | None, default: str) -> str:
-    return str(run_dir) if run_dir else default
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+=,-]+", "_", str(text)).strip("_")[:120] or "run"
-
-
-# Named in conf/config.yaml's hydra section: a sweep's folder (run_dir= or runs/multirun-<time>) and each job's.
-for _name, _resolver in (("unimodal_sweep_dir", _sweep_dir), ("unimodal_slug", _slug)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _resolver)
 
 
 def available(group: str) -> list[str]:

@@ -7,16 +7,31 @@ inside the app.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from unimodal.config import CONF_DIR, ConfigError, compose, quote_braces
 from unimodal.errors import UnimodalError
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def _sweep_dir(run_dir: str | None, default: str) -> str:
+    return str(run_dir) if run_dir else default
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+=,-]+", "_", str(text)).strip("_")[:120] or "run"
+
+
+# Named in conf/config.yaml's hydra section: a sweep's folder (run_dir= or runs/multirun-<time>) and each job's.
+for _name, _resolver in (("unimodal_sweep_dir", _sweep_dir), ("unimodal_slug", _slug)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)
 
 
 def is_hydra_arg(arg: str) -> bool:

@@ -34,7 +34,7 @@ from unimodal.training.lm_data import ResumableLoader, collate, in_order
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs
+from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
 from unimodal.vocab import Vocabulary
 
 
@@ -85,12 +85,15 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         if ranks.is_zero and not pretrained_for_instruct(run_dir):
             shutil.copytree(lm_dir, base_dir.with_name(PRETRAINED_DIR + ".partial"), dirs_exist_ok=True)
             base_dir.with_name(PRETRAINED_DIR + ".partial").rename(base_dir)
-    torch.manual_seed(int(cfg.seed))   # LoRA's initial weights: the same on every rank
-    model = load_lm(base_dir, vocab)
-    frozen = freeze(model, list(icfg.freeze))
-    merged = None
-    if icfg.lora.enabled:
-        model, merged = add_lora(model, icfg.lora)
+
+    def tuned() -> tuple[Any, Any, list[str]]:
+        """The model to tune, the function that merges its LoRA adapters (None without), the frozen names."""
+        torch.manual_seed(int(cfg.seed))   # LoRA's initial weights: the same on every rank
+        loaded = load_lm(base_dir, vocab)
+        names = freeze(loaded, list(icfg.freeze))
+        return (*add_lora(loaded, icfg.lora), names) if icfg.lora.enabled else (loaded, None, names)
+
+    model, merged, frozen = tuned()
     trainable, total = trainable_count(model)
     _say(f"[instruct] tuning {'LoRA r=' + str(icfg.lora.r) if icfg.lora.enabled else 'all weights'}: "
          f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
@@ -150,9 +153,18 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
 
+    rebuilt: list[Any] = []   # under FSDP: a whole copy on rank 0, with its own merge
+
+    def build() -> Any:
+        copy, merge, _ = tuned()
+        rebuilt.append(merge)
+        return copy
+
+    whole = whole_model(trainer, model, build)   # FSDP: gathered from every rank's shards (all ranks take part)
     if not ranks.is_zero:
         return lm_dir
-    final = merged() if merged is not None else model
+    merged = rebuilt[-1] if rebuilt else merged
+    final = merged() if merged is not None else whole
     partial_dir = run_dir / "lm.partial"
     shutil.rmtree(partial_dir, ignore_errors=True)
     save_lm(final, partial_dir)

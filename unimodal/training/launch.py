@@ -29,6 +29,7 @@ from unimodal.errors import ConfigError
 CHILD_MODULE = "unimodal.training.rank_entry"
 _children: list[subprocess.Popen] = []
 _config_files: list[str] = []
+_saved_env: dict[str, str | None] = {}   # what launch() changed in os.environ, to restore after the run
 
 
 def run_dir_for(cfg: DictConfig) -> Path:
@@ -76,9 +77,9 @@ def launch(cfg: DictConfig) -> DictConfig:
     with os.fdopen(handle, "w") as file:
         file.write(OmegaConf.to_yaml(cfg, resolve=True))
     _config_files.append(path)
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")   # another node's ranks: set it (and the port) to node 0's
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    os.environ.update(NODE_RANK=os.environ.get("NODE_RANK", "0"), LOCAL_RANK="0", WORLD_SIZE=str(size))
+    _set_env(MASTER_ADDR=os.environ.get("MASTER_ADDR", "127.0.0.1"),   # other nodes: node 0's address and port
+             MASTER_PORT=os.environ.get("MASTER_PORT", str(_free_port())), NODE_RANK=os.environ.get("NODE_RANK", "0"),
+             LOCAL_RANK="0", WORLD_SIZE=str(size))
     for local in range(1, per_node):
         _children.append(subprocess.Popen([sys.executable, "-m", CHILD_MODULE, path],
                                           env={**os.environ, "LOCAL_RANK": str(local)}))
@@ -94,9 +95,23 @@ def ranks_met() -> None:
 
 
 def wait_for_started_ranks() -> None:
+    """At the end of a run: wait for the ranks it started and give the environment back as it was (the next run
+    of a sweep in this process starts its own)."""
     for process in _children:
         process.wait()
     _children.clear()
+    for name, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_env.clear()
+
+
+def _set_env(**values: str) -> None:
+    for name, value in values.items():
+        _saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
 
 
 def _free_port() -> int:

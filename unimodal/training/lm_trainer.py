@@ -25,7 +25,7 @@ from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset,
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs
+from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
 from unimodal.vocab import Vocabulary
 
 
@@ -100,19 +100,3 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
             ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k))
     distributed.barrier()   # the export is complete before any rank goes on (instruct reads it)
     return out
-
-
-def whole_model(trainer: L.Trainer, model: torch.nn.Module, build: Any) -> torch.nn.Module:
-    """The trained model, whole, on rank 0 (other ranks: ``model``). Under FSDP ``model`` holds only this rank's
-    shards: the full state dict is gathered on rank 0 (a collective) and loaded into a freshly built copy."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    if not isinstance(trainer.strategy, FSDPStrategy):
-        return model
-    state = trainer.strategy.lightning_module_state_dict()
-    if not trainer.is_global_zero:
-        return model
-    whole = build()
-    whole.load_state_dict({key.removeprefix("model."): value for key, value in state.items()})
-    return whole
-

@@ -80,3 +80,19 @@ def global_batch_line(cfg: DictConfig, batch_size: int, what: str = "sequences")
     total = batch_size * devices * nodes * accumulate
     return (f"global batch {total} {what} per optimizer step = {batch_size} per device x {devices} devices x "
             f"{nodes} nodes x {accumulate} accumulated")
+
+
+def whole_model(trainer: Any, model: torch.nn.Module, build: Any) -> torch.nn.Module:
+    """The trained model, whole, on rank 0 (other ranks: ``model``). Under FSDP ``model`` holds only this rank's
+    shards: the full state dict is gathered on rank 0 (a collective: every rank calls this) and loaded into a
+    freshly built copy (``build()``)."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return model
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return model
+    whole = build()
+    whole.load_state_dict({key.removeprefix("model."): value for key, value in state.items()})
+    return whole
