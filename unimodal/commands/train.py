@@ -4,15 +4,19 @@ the command that compares them). The stages themselves are :mod:`unimodal.traini
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from unimodal.commands.app import check_overrides, run_app
-from unimodal.config import available, compose, validate
+from unimodal.commands.app import MULTIRUN_FLAGS, check_overrides, is_hydra_arg, run_app
+from unimodal.config import available, compose, quote_braces, validate
 
+# Never part of a job folder's name (conf/config.yaml lists the same): where things go, and debug presets.
+EXCLUDED_FROM_NAMES = ("run_dir", "paths.runs_dir", "paths.tokenizers_dir", "paths.cache_dir", "paths.shards_dir",
+                       "hydra/launcher", "debug", "progress")
 USAGE = f"""usage: python scripts/train.py [-m] [key=value ...]
 
 Config groups (conf/): modality={'|'.join(available('modality'))}  model={'|'.join(available('model'))}
@@ -28,7 +32,26 @@ Examples:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_app(train_job, "config", USAGE, argv, check=lambda args: check_overrides(args, "config"))
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_app(train_job, "config", USAGE, named_by_swept_keys(args),
+                   check=lambda given: check_overrides(given, "config"))
+
+
+def named_by_swept_keys(args: list[str]) -> list[str]:
+    """A sweep's job folders named by the values swept only (``0-tokenizer_image=fsq``): every key that is not
+    swept joins Hydra's ``override_dirname.exclude_keys``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if not any(arg in MULTIRUN_FLAGS for arg in args):
+        return args
+    try:
+        parsed = OverridesParser.create().parse_overrides([quote_braces(a) for a in args if not is_hydra_arg(a)])
+    except HydraException:
+        return args   # the check reports it
+    fixed = [o.get_key_element() for o in parsed if not o.is_sweep_override()]
+    excluded = [*EXCLUDED_FROM_NAMES, *fixed]
+    return [*args, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]"]
 
 
 def train_job(cfg: DictConfig) -> str | None:
