@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 OPTIONS = {"steps": None, "minutes": None, "levels": "2,4,8", "num_test": "60",
            "out": "benchmarks/out/audio_tokenizers"}
 
@@ -62,6 +64,7 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_samples
     from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.eval.tokenizers.measure import evaluate_audio_tokenizer
+    from unimodal.records import write_record
     from unimodal.training.accelerator import trainer_kwargs
     from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
@@ -117,6 +120,7 @@ def main(argv: list[str]) -> None:
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(table(rows) + "\n")
     print(table(rows))
+    write_record("audio_tokenizers", result, ROOT, argv)
 
 
 if __name__ == "__main__":

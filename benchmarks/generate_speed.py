@@ -1,7 +1,8 @@
 """Decode speed: one 256-token image with classifier-free guidance, our engine against HF ``generate()``.
 
     python benchmarks/generate_speed.py [model=large] [batches=1,16] [device=cuda] [dtype=bf16] [repeats=3]
-        [warmup=1] [variants=ours,ours_step,eager,generate] [grid=16] [codes=8192] [vocab=16384] [prompt=16]
+        [warmup=1] [variants=ours,ours_step,eager,generate,generate_static] [grid=16] [codes=8192] [vocab=16384]
+        [prompt=16]
         [cfg=3.0] [temperature=1.0] [threads=]
 
 Every variant decodes after the same ``batch`` prompts (``<bos>`` and ``prompt`` random text ids) with the same
@@ -20,17 +21,24 @@ the batch: each prompt runs beside its unconditional twin (``<bos>`` alone), as 
   constraints) and a logits processor that mixes each conditional row with its twin (``uncond + cfg * (cond -
   uncond)``) and hands the mix to both; twins then draw their own samples (same compute per step). It embeds
   ids plainly (no media-position table: identical to ours for ``model=large``, which has none).
+- ``generate_static``: the same ``model.generate()`` call with ``cache_implementation="static"`` and a
+  ``CompileConfig``, the Hugging Face recipe for fast decoding: ``generate`` then compiles the model's forward
+  with ``torch.compile`` (``mode="reduce-overhead"``, i.e. CUDA graphs, on CUDA; inductor's default mode on a
+  CPU, where HF compiles only when asked to). Compilation happens in the warm-up. If it fails, the row records
+  the error instead of a time.
+
+The reference to beat is not one of these: LlamaGen's compiled static-cache decoder, 1.34 ms/token for a 343M
+model, 256 image tokens with CFG at batch 1 on an H200 (see benchmarks/RESULTS.md).
 
 ms/token is the wall time of one whole generation (prompt prefill included) over its number of decode steps
 (``grid**2 + 3``), i.e. the latency of one token position for the whole batch; tokens/s counts every prompt's
 tokens. Each variant runs ``warmup`` untimed generations (compilation happens there), then ``repeats`` timed
 ones, round-robin over the variants; the best is kept (other load only ever slows a run down).
-Prints a table and writes ``benchmarks/out/generate_speed-<model>-<device>.json``.
+Prints a table and appends the rows to ``benchmarks/results/generate_speed-<commit>.json``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -41,7 +49,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("ours", "ours_step", "eager", "generate")
+VARIANTS = ("ours", "ours_step", "eager", "generate", "generate_static")
+# What to beat: the fastest open image generator's decoder, measured on an H200 on 2026-11-28 (RESULTS.md).
+REFERENCE = {"what": "LlamaGen's compiled static-KV-cache decoder", "ms_per_token": 1.34, "device": "H200",
+             "parameters": 343_000_000, "setup": "256 image tokens with CFG, batch 1"}
 
 
 def _sync(device: str) -> float:
@@ -94,9 +105,10 @@ def run_step(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str, 
     return steps
 
 
-def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str, Any]) -> int:
-    """HF ``generate()`` with its default dynamic cache and batched CFG through a logits processor."""
-    from transformers import LogitsProcessor, LogitsProcessorList
+def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[str, Any], static: bool = False) -> int:
+    """HF ``generate()`` and batched CFG through a logits processor; with ``static``, a static cache and the forward
+    compiled by ``generate`` itself."""
+    from transformers import CompileConfig, LogitsProcessor, LogitsProcessorList
 
     vocab, device, scale = codec.vocab, next(model.parameters()).device, args["cfg"]
     steps = codec.image_grid[0] * codec.image_grid[1] + 3
@@ -111,11 +123,16 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
     ids, attention = guided_batch(prompts, vocab.pad_id, vocab.bos_id)
     width = ids.shape[1]
     sample = args["temperature"] > 0
+    extra: dict[str, Any] = {}
+    if static:
+        compile_config = CompileConfig(mode="reduce-overhead" if device.type == "cuda" else "default")
+        compile_config._compile_all_devices = True  # HF compiles on CUDA by itself; on a CPU only when asked
+        extra = {"cache_implementation": "static", "compile_config": compile_config}
     out = model.generate(input_ids=ids.to(device), attention_mask=attention.to(device),
                          max_new_tokens=steps, min_new_tokens=steps, do_sample=sample,
                          temperature=args["temperature"] if sample else None, top_k=0 if sample else None,
                          top_p=None, logits_processor=LogitsProcessorList([BatchedGuidance()]),
-                         pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id)
+                         pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id, **extra)
     if out.shape[1] != width + steps:
         raise RuntimeError(f"generate() made {out.shape[1] - width} tokens, expected {steps}")
     return steps
@@ -124,10 +141,10 @@ def run_generate(model: Any, codec: Any, prompts: list[np.ndarray], args: dict[s
 def main(argv: list[str]) -> None:
     from tqdm import tqdm
 
-    from unimodal.cli import source_commit
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm, count_parameters
+    from unimodal.records import write_record
     from unimodal.sequence import SequenceCodec
     from unimodal.vocab import SPECIALS, Vocabulary
 
@@ -160,45 +177,60 @@ def main(argv: list[str]) -> None:
     runners = {"ours": lambda p: run_engine(model, codec, p, args, "true"),
                "ours_step": lambda p: run_step(model, codec, p, args),
                "eager": lambda p: run_engine(model, codec, p, args, "false"),
-               "generate": lambda p: run_generate(model, codec, p, args)}
+               "generate": lambda p: run_generate(model, codec, p, args),
+               "generate_static": lambda p: run_generate(model, codec, p, args, static=True)}
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    warm: dict[tuple[int, str], float] = {}
     for batch in batches:
         prompts = make_prompts(vocab, batch, int(args.get("prompt", 16)))
         best: dict[str, float] = {}
+        failed: dict[str, str] = {}
         with torch.no_grad():
             for variant in variants:
+                started = time.perf_counter()
                 for _ in tqdm(range(warmup), desc=f"warm-up {variant} batch {batch}", leave=False):
-                    runners[variant](prompts)
+                    try:
+                        runners[variant](prompts)
+                    except Exception as err:  # a baseline that cannot run here is a result too: record why
+                        failed[variant] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                        print(f"[generate_speed] batch {batch} {variant} failed: {failed[variant]}", flush=True)
+                        break
+                warm[(batch, variant)] = round(time.perf_counter() - started, 1)
             for _ in tqdm(range(repeats), desc=f"batch {batch}", leave=False):
-                for variant in variants:
+                for variant in (v for v in variants if v not in failed):
                     start = _sync(device)
                     steps = runners[variant](prompts)
                     ms = 1000 * (_sync(device) - start) / steps
                     best[variant] = min(best.get(variant, ms), ms)
         for variant in variants:
             reference = best.get("generate")
+            if variant in failed:
+                rows.append({"batch": batch, "variant": variant, "error": failed[variant]})
+                continue
             rows.append({"batch": batch, "variant": variant, "ms_per_token": round(best[variant], 3),
                          "tokens_per_s": round(1000 * batch / best[variant], 1),
-                         "vs_generate": round(best[variant] / reference, 3) if reference else None})
+                         "vs_generate": round(best[variant] / reference, 3) if reference else None,
+                         "warmup_seconds": warm[(batch, variant)]})
             print(f"[generate_speed] batch {batch} {variant}: {best[variant]:.3f} ms/token", flush=True)
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"\nmodel={cfg.model.name} ({count_parameters(model) / 1e6:.1f}M parameters, vocab {vocab.size}), "
           f"{grid}x{grid} image + 3 tokens, cfg {args['cfg']}, temperature {args['temperature']}, {dtype_name}, "
           f"{name}; best of {repeats} after {warmup} warm-up")
-    print(f"{'batch':>5}  {'variant':<10}{'ms/token':>10}{'tokens/s':>11}{'/ generate':>11}")
+    print(f"{'batch':>5}  {'variant':<16}{'ms/token':>10}{'tokens/s':>11}{'/ generate':>11}")
     for row in rows:
+        if "error" in row:
+            print(f"{row['batch']:>5}  {row['variant']:<16}  failed: {row['error']}")
+            continue
         ratio = "" if row["vs_generate"] is None else f"{row['vs_generate']:.3f}"
-        print(f"{row['batch']:>5}  {row['variant']:<10}{row['ms_per_token']:>10.3f}{row['tokens_per_s']:>11.1f}"
+        print(f"{row['batch']:>5}  {row['variant']:<16}{row['ms_per_token']:>10.3f}{row['tokens_per_s']:>11.1f}"
               f"{ratio:>11}")
-    out = ROOT / "benchmarks" / "out" / f"generate_speed-{cfg.model.name}-{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": cfg.model.name, "parameters": count_parameters(model), "vocab": vocab.size,
-                               "grid": grid, "cfg": args["cfg"], "temperature": args["temperature"],
-                               "dtype": dtype_name, "device": name, "repeats": repeats, "warmup": warmup,
-                               "commit": source_commit(ROOT), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_record("generate_speed", {"model": cfg.model.name, "parameters": count_parameters(model),
+                                    "vocab": vocab.size, "grid": grid, "cfg": args["cfg"],
+                                    "temperature": args["temperature"], "dtype": dtype_name, "device": name,
+                                    "repeats": repeats, "warmup": warmup, "rows": rows, "reference": REFERENCE},
+                 ROOT, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 WIDTHS = [16, 32, 32]  # f4 on 32x32 -> 8x8 = 64 tokens; shared by every tokenizer here and the baseline
 KIND_OVERRIDES: dict[str, list[str]] = {
     "vq": ["tokenizer/image=vq"],
@@ -59,6 +61,7 @@ def main(argv: list[str]) -> None:
     from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.eval.tokenizers.measure import evaluate_image_tokenizer
     from unimodal.media import images_to_tensor
+    from unimodal.records import write_record
     from unimodal.training.accelerator import trainer_kwargs
     from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
@@ -114,6 +117,7 @@ def main(argv: list[str]) -> None:
     (out / "results.md").write_text(table + "\n")
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print("\n" + table)
+    write_record("image_tokenizers", {"data": "fashion_mnist", "num_test": len(test), "rows": rows}, ROOT, argv)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

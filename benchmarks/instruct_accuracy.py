@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 
 def main(argv: list[str]) -> None:
     from unimodal.data.instruct import held_out_scenes
@@ -27,6 +29,7 @@ def main(argv: list[str]) -> None:
     from unimodal.eval.world.instruct import score_instruct
     from unimodal.eval.world.run import load_run
     from unimodal.model.generate import SamplingConfig
+    from unimodal.records import write_record
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:
@@ -57,6 +60,10 @@ def main(argv: list[str]) -> None:
     name = "instruct.json" if lm_name == "lm" else f"instruct-{lm_name}.json"
     (out / name).write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {out / name}")
+    write_record("instruct_accuracy", {"run": str(run_dir), "lm": lm_name, "scenes": len(scenes),
+                                       "seconds": round(seconds, 1),
+                                       "kinds": {k: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total}
+                                                 for k, s in scores.items()}}, ROOT, argv)
     if samples:
         suffix = "" if lm_name == "lm" else f"-{lm_name}"
         figure = swap_figure(samples, out / f"swap_examples{suffix}.png")

@@ -10,7 +10,7 @@ depend on code values, only on lengths, which are the real ones. Each mode train
 modes alternating, under bf16 autocast when the CPU has native bf16 (what training uses). ``padded`` is
 the training default (``lm.batch_size`` sequences of one length group, padded to the longest), ``packed``
 is ``lm.packing=true`` (``rows`` rows of ``model.context_length`` tokens). Reported: real (non-padding)
-tokens/s, target tokens/s, padding fraction, s/step.
+tokens/s, target tokens/s, padding fraction, s/step; appended to ``benchmarks/results/packing-<commit>.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import os
 import sys
 import time
 from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
 
 
 def main(argv: list[str]) -> None:
@@ -31,6 +34,7 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_samples
     from unimodal.data.tokens import TokenizedSet
     from unimodal.model.lm import build_lm, count_parameters
+    from unimodal.records import write_record
     from unimodal.run_folder import build_vocab, make_codec
     from unimodal.tokenizers.text import TextTokenizer
     from unimodal.training.accelerator import cpu_has_native_bf16
@@ -107,6 +111,10 @@ def main(argv: list[str]) -> None:
               f"{r['s_per_step']:>8.3f}{r['tokens_per_step']:>13.0f}")
     ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
     print(f"packed / padded tokens/s: {ratio:.2f}")
+    write_record("packing", {"model": cfg.model.name, "parameters_m": round(size, 2), "bf16": bf16,
+                             "threads": torch.get_num_threads(), "steps": steps, "warmup": warmup,
+                             "plan_seconds": round(plan_seconds, 2), "modes": results,
+                             "packed_over_padded": round(ratio, 3)}, ROOT, argv)
 
 
 if __name__ == "__main__":

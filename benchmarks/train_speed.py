@@ -23,12 +23,11 @@ without the input embedding table (a lookup, no matmul; the output head counts),
 hidden size and ``T`` the sequence length (the attention score and value matmuls, counted in full as is
 usual although causal attention needs half). MFU = FLOPs per token x tokens/s / peak FLOP/s. The peak
 defaults to 790 TFLOP/s (H200, bf16 dense) on CUDA; on a CPU give ``peak_tflops=`` or the column reads n/a.
-Prints a table and writes ``benchmarks/out/train_speed-<model>-<device>.json``.
+Prints a table and appends the rows to ``benchmarks/results/train_speed-<commit>.json``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -142,10 +141,10 @@ def run_plain(cfg: Any, vocab: Any, batch: dict[str, torch.Tensor], steps: int, 
 
 
 def main(argv: list[str]) -> None:
-    from unimodal.cli import source_commit
     from unimodal.config import compose
     from unimodal.errors import ConfigError
     from unimodal.model.lm import build_lm
+    from unimodal.records import write_record
     from unimodal.training.accelerator import cpu_has_native_bf16
     from unimodal.vocab import SPECIALS, Vocabulary
 
@@ -208,13 +207,10 @@ def main(argv: list[str]) -> None:
         mfu = "n/a" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
         ratio = "" if row["vs_plain"] is None else f"{row['vs_plain']:.3f}"
         print(f"{row['variant']:<12}{row['step_ms']:>10.1f}{row['tokens_per_s']:>12.0f}{mfu:>8}{ratio:>10}")
-    out = ROOT / "benchmarks" / "out" / f"train_speed-{cfg.model.name}-{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": cfg.model.name, "parameters": params, "vocab": vocab.size,
-                               "batch": batch_size, "seq": seq, "precision": precision, "device": name,
-                               "steps": steps, "warmup": warmup, "repeats": repeats, "flops_per_token": per_token,
-                               "peak_tflops": peak, "commit": source_commit(ROOT), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_record("train_speed", {"model": cfg.model.name, "parameters": params, "vocab": vocab.size,
+                                 "batch": batch_size, "seq": seq, "precision": precision, "device": name,
+                                 "steps": steps, "warmup": warmup, "repeats": repeats, "flops_per_token": per_token,
+                                 "peak_tflops": peak, "rows": rows}, ROOT, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 COMMON = ["modality=video", "data=moving_fashion_mnist", "data.video_frames=16", "data.image_size=32"]
 KIND_OVERRIDES: dict[str, list[str]] = {
     "framewise": ["tokenizer/video=framewise", "tokenizer.video.sample_frames=16", "tokenizer.image.latent_dim=4",
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_samples
     from unimodal.errors import UnimodalError
     from unimodal.eval.tokenizers.card import save_tokenizer
+    from unimodal.records import write_record
     from unimodal.training.accelerator import trainer_kwargs
     from unimodal.training.run import build_tokenizer
     from unimodal.training.tokenizer_module import fit_tokenizer
@@ -82,6 +85,7 @@ def main(argv: list[str]) -> None:
               f"{r['parameters'] / 1e3:.0f}k |" for r in rows]
     (out / "results.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+    write_record("video_tokenizers", {"rows": rows}, ROOT, argv)
 
 
 if __name__ == "__main__":

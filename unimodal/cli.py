@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from unimodal.errors import UnimodalError
@@ -35,12 +33,3 @@ def run_cli(main: Callable[[list[str]], Any], usage: str, argv: list[str] | None
               "to resume", file=sys.stderr)
         return 130
     return 0
-
-
-def source_commit(root: Path) -> str:
-    """The short commit of the checkout at ``root``, for benchmark records; ``unknown`` outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"

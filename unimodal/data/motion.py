@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from unimodal.data.synthetic.analyze import analyze_image
+from unimodal.data.synthetic.analyze import UNKNOWN, analyze_image
 from unimodal.data.synthetic.world import COLORS, SHAPES, SIZES, Scene, SceneObject, World
 
 MOTIONS = ("left", "right", "up", "down")
@@ -30,6 +30,10 @@ _BATCH = 2048         # candidate layouts per draw of directions
 _DRAWS = 64           # draws of directions before giving up
 MAX_OBJECTS = 2       # three objects that each travel a quarter of the image seldom fit apart in 32 px
 _MIN_MOVE = 0.4       # of the travel: a tracked object that moved less is reported as still
+MIN_TRACK_SHARE = 0.6  # of the frames analysed: a track seen less often is flicker, an UNKNOWN object
+MIN_SHAPE_SHARE = 0.6  # of a track's sightings that must agree on its shape, else the shape is UNKNOWN
+MAX_SIDEWAYS = 0.5     # of the travel: drift across the main axis beyond this makes the direction UNKNOWN
+_STEP_SLACK_PX = 1.0   # a step back along the main axis beyond this (32 px reference) makes the direction UNKNOWN
 _FILLER = frozenset({"a", "an", "the", "and", "moves", "moving"})
 
 
@@ -58,7 +62,7 @@ class Clip:
 class MovingObject:
     color: str
     shape: str
-    direction: str  # one of MOTIONS, or STILL
+    direction: str  # one of MOTIONS, STILL, or UNKNOWN
     x: float        # position in the first frame it was seen
     y: float
 
@@ -183,6 +187,12 @@ def analyze_video(frames: np.ndarray, travel: float | None = None, max_frames: i
     to frame (same colour, nearest centre), shape is the majority over the frames, and the direction is the
     larger axis of the displacement from first to last sighting (``still`` when it is under ``_MIN_MOVE``
     of the travel, which defaults to the world's at this image size).
+
+    Floors, so that flicker and noise are no recognisable objects: a detection no track continues starts a
+    track of its own, and a track seen in under ``MIN_TRACK_SHARE`` of the frames (a rendered object is in all
+    of them) is an object of ``UNKNOWN`` shape and direction; its shape is also ``UNKNOWN`` unless one shape
+    holds ``MIN_SHAPE_SHARE`` of its sightings, and its direction ``UNKNOWN`` unless the path is straight
+    (sideways drift under ``MAX_SIDEWAYS`` of the travel) and moves forward at every step.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -205,21 +215,37 @@ def analyze_video(frames: np.ndarray, travel: float | None = None, max_frames: i
                 taken.add(best)
                 track["points"].append((detections[best].x, detections[best].y))
                 track["shapes"].append(detections[best].shape)
-        if not tracks:  # objects are those of the first frame that shows any
-            tracks = [{"color": d.color, "points": [(d.x, d.y)], "shapes": [d.shape]} for d in detections]
+        tracks += [{"color": d.color, "points": [(d.x, d.y)], "shapes": [d.shape]}
+                   for k, d in enumerate(detections) if k not in taken]
     found = []
     for track in tracks:
-        (x0, y0), (x1, y1) = track["points"][0], track["points"][-1]
-        dx, dy = x1 - x0, y1 - y0
-        if max(abs(dx), abs(dy)) < _MIN_MOVE * travel:
-            direction = STILL
-        elif abs(dx) >= abs(dy):
-            direction = "right" if dx > 0 else "left"
-        else:
-            direction = "down" if dy > 0 else "up"
+        x0, y0 = track["points"][0]
+        if len(track["points"]) < MIN_TRACK_SHARE * len(chosen):
+            found.append(MovingObject(track["color"], UNKNOWN, UNKNOWN, float(x0), float(y0)))
+            continue
         shape = max(SHAPES, key=track["shapes"].count)
-        found.append(MovingObject(track["color"], shape, direction, float(x0), float(y0)))
+        if track["shapes"].count(shape) < MIN_SHAPE_SHARE * len(track["shapes"]):
+            shape = UNKNOWN
+        found.append(MovingObject(track["color"], shape, _direction(np.asarray(track["points"]), travel),
+                                  float(x0), float(y0)))
     return sorted(found, key=lambda o: o.x)
+
+
+def _direction(points: np.ndarray, travel: float) -> str:
+    """left/right/up/down from a track's sightings; STILL when it barely moved; UNKNOWN when the path wanders."""
+    dx, dy = points[-1] - points[0]
+    if max(abs(dx), abs(dy)) < _MIN_MOVE * travel:
+        return STILL
+    axis = 0 if abs(dx) >= abs(dy) else 1
+    sign = 1.0 if (dx, dy)[axis] > 0 else -1.0
+    steps = np.diff(points, axis=0)
+    sideways = np.abs(points[:, 1 - axis] - points[0, 1 - axis]).max()
+    backwards = (sign * steps[:, axis] < -_STEP_SLACK_PX * travel / _TRAVEL_PX).any()
+    if sideways > MAX_SIDEWAYS * travel or backwards:
+        return UNKNOWN
+    if axis == 0:
+        return "right" if sign > 0 else "left"
+    return "down" if sign > 0 else "up"
 
 
 def motions_in(frames: np.ndarray) -> list[tuple[str, str, str]]:

@@ -7,13 +7,15 @@ for images, fundamental frequency and the loudness envelope for sounds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
-from unimodal.data.synthetic.render import PITCHES, _shape_mask
+from unimodal.data.synthetic.render import _TREMOLO_HZ, PITCHES, _shape_mask
 from unimodal.data.synthetic.world import _REF_SIZE, _SIZE_PX, COLORS, SHAPES, _words
+
+UNKNOWN = "unknown"  # the colour or shape of an object below an analyzer's quality floor: it matches no prompt
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class DetectedObject:
     x: float
     y: float
     area: int  # pixels in the detected component
+    width: float = 0.0  # larger side of its half-brightness box, pixels
+    match: float = 1.0  # cosine of the best template with the object's soft mask
+    purity: float = 1.0  # mean cosine of the object's pixel hues with its palette colour
 
 
 # ---------------------------------------------------------------------- text
@@ -48,6 +53,9 @@ _PALETTE_DIRS = np.array([COLORS[c] for c in _PALETTE_NAMES], dtype=np.float64)
 _PALETTE_DIRS /= np.linalg.norm(_PALETTE_DIRS, axis=1, keepdims=True)
 _CORE_FRACTION = 0.4  # of the brightest pixels; a 3x3 blur leaves halos at <= 1/3, inner corners at 4/9
 _MIN_AREA_FRACTION = 0.1  # of a small object's box: smaller components are noise or fragments
+MAX_WIDTH_FACTOR = 1.25  # of a large object's box: wider blobs are no shape of the world (blur adds 1-2 px)
+MIN_SHAPE_MATCH = 0.9  # template cosine below which an object's shape is UNKNOWN
+MIN_HUE_PURITY = 0.9  # mean hue cosine below which its colour is UNKNOWN (grey and white are no palette colour)
 _SEARCH = ((0.75, 1.0, 2), (0.25, 0.5, 1))  # (centre step, width step, steps each way): coarse, then fine
 _BLUR_LEVELS = 3  # templates are also tried after 1..3 box blurs, to match blurry reconstructions
 
@@ -59,6 +67,13 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint8:
         return img.astype(np.float64) / 255.0
     return np.clip(img.astype(np.float64), 0.0, 1.0)
+
+
+def _purity(pixels: np.ndarray, color: str) -> float:
+    direction = _PALETTE_DIRS[_PALETTE_NAMES.index(color)]
+    norm = np.linalg.norm(pixels, axis=-1)
+    cos = (pixels @ direction) / np.maximum(norm, 1e-9)
+    return float(np.sum(cos * norm) / max(float(norm.sum()), 1e-9))
 
 
 def _nearest_color(rgb: np.ndarray) -> np.ndarray:
@@ -94,12 +109,20 @@ def analyze_image(image: np.ndarray) -> list[DetectedObject]:
     all_cores = np.zeros_like(core)
     for _, comp in comps:
         all_cores |= comp
-    found = [_describe(name, comp, bright, all_cores & ~comp, scale) for name, comp in comps]
-    return sorted(found, key=lambda d: d.x)
+    found = [_describe(name, comp, img, bright, all_cores & ~comp, scale) for name, comp in comps]
+    return sorted((_apply_floors(d, scale) for d in found), key=lambda d: d.x)
+
+
+def _apply_floors(found: DetectedObject, scale: float) -> DetectedObject:
+    """An object whose template match, size or hue is off is there, but unrecognisable."""
+    plausible = found.width <= MAX_WIDTH_FACTOR * _SIZE_PX["large"] * scale
+    shape = found.shape if found.match >= MIN_SHAPE_MATCH and plausible else UNKNOWN
+    color = found.color if found.purity >= MIN_HUE_PURITY else UNKNOWN
+    return replace(found, shape=shape, color=color)
 
 
 def _describe(
-    color: str, comp: np.ndarray, bright: np.ndarray, others: np.ndarray, scale: float
+    color: str, comp: np.ndarray, rgb: np.ndarray, bright: np.ndarray, others: np.ndarray, scale: float
 ) -> DetectedObject:
     """Position from the half-brightness box; shape from template matching in a window around it."""
     local_peak = float(np.quantile(bright[comp], 0.8))
@@ -113,11 +136,12 @@ def _describe(
     pad = int(np.ceil(2 * scale)) + 2
     region = ndimage.binary_dilation(comp, iterations=int(np.ceil(2 * scale))) & ~others
     soft = np.clip(bright / max(local_peak, 1e-9), 0.0, 1.0) * region
-    shape = _match_shape(soft, cx, cy, width, pad)
-    return DetectedObject(shape=shape, color=color, x=float(cx), y=float(cy), area=int(comp.sum()))
+    shape, match = _match_shape(soft, cx, cy, width, pad)
+    return DetectedObject(shape=shape, color=color, x=float(cx), y=float(cy), area=int(comp.sum()), width=width,
+                          match=round(match, 4), purity=round(_purity(rgb[comp], color), 4))
 
 
-def _match_shape(soft: np.ndarray, cx: float, cy: float, width: float, pad: int) -> str:
+def _match_shape(soft: np.ndarray, cx: float, cy: float, width: float, pad: int) -> tuple[str, float]:
     """Shape whose template (position, size and blur fitted) best matches the soft mask."""
     h, w = soft.shape
     x0, x1 = max(0, int(np.floor(cx - width / 2)) - pad), min(w, int(np.ceil(cx + width / 2)) + pad)
@@ -126,7 +150,8 @@ def _match_shape(soft: np.ndarray, cx: float, cy: float, width: float, pad: int)
     px = np.arange(x0, x1) + 0.5
     py = np.arange(y0, y1) + 0.5
     scores = [_fit_template(shape, window, px, py, cx, cy, width) for shape in SHAPES]
-    return SHAPES[int(np.argmax(scores))]
+    best = int(np.argmax(scores))
+    return SHAPES[best], float(scores[best])
 
 
 def _fit_template(
@@ -181,14 +206,37 @@ _MAX_NOISE = 0.35  # of the loud frames: above this, the "floor" is part of a to
 _MIN_GAP_S = 0.03  # shorter quiet stretches are dips inside a tone (tremolo valleys, noise)
 _MIN_TONE_S = 0.04
 _PITCH_BAND = (150.0, 1300.0)  # palette pitches +-35%
+_PITCH_LOBE = 0.03  # the fundamental's share of the energy is counted within this relative distance
+MIN_PITCH_FIT = 0.5  # share of a tone's energy at its fundamental below which its colour is UNKNOWN (noise)
+MAX_PITCH_ERROR = 0.06  # log distance to the nearest palette pitch (a quarter of their spacing) beyond which too
+MIN_TREMOLO_FIT = 0.5  # share of a wobbly envelope's variance at the tremolo rate, below which its shape is UNKNOWN
 _TREMOLO_RESIDUAL = 0.15  # log-loudness wobble left after a straight-line fit: only the square has it
 _SLOPE = 0.5  # log-loudness change over a tone: pluck ~ -1.3, swell ~ +1.3, steady ~ 0
+
+
+@dataclass(frozen=True)
+class DetectedTone:
+    color: str  # UNKNOWN when the segment is not one clear palette pitch
+    shape: str  # UNKNOWN when the loudness follows none of the four envelopes
+    start: float  # seconds
+    end: float
+    pitch_fit: float  # share of the segment's spectral energy at its fundamental
+    pitch_error: float  # |log(fundamental / nearest palette pitch)|
+    envelope_fit: float  # square: share of the loudness wobble at the tremolo rate; others: 1 - line-fit residual
 
 
 def analyze_sound(
     wave: np.ndarray, sample_rate: int, num_objects: int | None = None
 ) -> list[tuple[str, str]]:
-    """[(colour, shape)] in time order: colour from the fundamental, shape from the loudness envelope."""
+    """[(colour, shape)] in time order: colour from the fundamental, shape from the loudness envelope.
+
+    A tone whose pitch or envelope is below its floor keeps its place with ``UNKNOWN`` for that attribute.
+    """
+    return [(t.color, t.shape) for t in detect_tones(wave, sample_rate, num_objects)]
+
+
+def detect_tones(wave: np.ndarray, sample_rate: int, num_objects: int | None = None) -> list[DetectedTone]:
+    """Every tone of a sound with the quality of its pitch and envelope fits (see :func:`analyze_sound`)."""
     x = np.asarray(wave, dtype=np.float64).ravel()
     hop = max(1, round(sample_rate * _HOP_S))
     win = _WIN_HOPS * hop
@@ -203,10 +251,17 @@ def analyze_sound(
         segments = _find_segments(active, round(_MIN_GAP_S / _HOP_S), round(_MIN_TONE_S / _HOP_S))
     else:
         segments = _slot_segments(active, len(x), hop, win, int(num_objects))
-    return [
-        (_classify_pitch(x[a * hop : b * hop + win], sample_rate), _classify_envelope(env[a : b + 1], noise))
-        for a, b in segments
-    ]
+    tones = []
+    for a, b in segments:
+        color, pitch_fit, pitch_error = _classify_pitch(x[a * hop : b * hop + win], sample_rate)
+        shape, envelope_fit = _classify_envelope(env[a : b + 1], noise)
+        if pitch_fit < MIN_PITCH_FIT or pitch_error > MAX_PITCH_ERROR:
+            color = UNKNOWN
+        if shape == "square" and envelope_fit < MIN_TREMOLO_FIT:
+            shape = UNKNOWN
+        tones.append(DetectedTone(color=color, shape=shape, start=a * _HOP_S, end=(b * hop + win) / sample_rate,
+                                  pitch_fit=pitch_fit, pitch_error=pitch_error, envelope_fit=envelope_fit))
+    return tones
 
 
 def _frame_rms(x: np.ndarray, hop: int, win: int) -> np.ndarray:
@@ -244,35 +299,55 @@ def _slot_segments(active: np.ndarray, length: int, hop: int, win: int, n: int) 
     return segments
 
 
-def _classify_pitch(segment: np.ndarray, sample_rate: int) -> str:
+def _classify_pitch(segment: np.ndarray, sample_rate: int) -> tuple[str, float, float]:
+    """(nearest palette colour, share of the energy at the fundamental, log distance to that palette pitch)."""
     n_fft = max(16384, 1 << int(np.ceil(np.log2(max(len(segment), 2)))))
-    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n_fft))
+    power = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n_fft)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     band = (freqs >= _PITCH_BAND[0]) & (freqs <= _PITCH_BAND[1])
     if not band.any():
         band = freqs > 0
-    peak = freqs[band][int(np.argmax(spectrum[band]))]
+    peak = freqs[band][int(np.argmax(power[band]))]
     names = list(PITCHES)
     distance = [abs(np.log(peak / PITCHES[c])) for c in names]
-    return names[int(np.argmin(distance))]
+    # The Hann main lobe is 4 bins of the segment's own length wide; a few percent covers vibrato-free drift.
+    lobe = max(_PITCH_LOBE * peak, 2.0 * sample_rate / max(len(segment), 1))
+    audible = freqs >= _PITCH_BAND[0] / 2
+    fit = float(power[np.abs(freqs - peak) <= lobe].sum() / max(power[audible].sum(), 1e-12))
+    best = int(np.argmin(distance))
+    return names[best], fit, float(distance[best])
 
 
-def _classify_envelope(env: np.ndarray, noise: float) -> str:
-    """Straight-line fit to log-loudness: slope -> pluck/swell/steady, residual wobble -> tremolo."""
+def _classify_envelope(env: np.ndarray, noise: float) -> tuple[str, float]:
+    """Straight-line fit to log-loudness: slope -> pluck/swell/steady, residual wobble -> tremolo.
+
+    Also returns how well the envelope fits its class: for the tremolo, the share of the wobble at the
+    tremolo rate (noise wobbles at every rate); for the others, 1 - residual / the tremolo threshold.
+    """
     if len(env) > 3 * _WIN_HOPS:
         env = env[_WIN_HOPS:-_WIN_HOPS]  # frames straddling the fades and the segment edges
     if len(env) < 3:
-        return "circle"
+        return "circle", 0.0
     # Subtract the noise power: a noise floor would flatten the quiet end of a pluck or swell.
     env = np.sqrt(np.maximum(env**2 - noise**2, 0.0))
     log_env = np.log(env + 0.02 * env.max() + 1e-12)
     u = np.linspace(0.0, 1.0, len(env))
     slope, intercept = np.polyfit(u, log_env, 1)
-    residual = float(np.std(log_env - (slope * u + intercept)))
+    wobble = log_env - (slope * u + intercept)
+    residual = float(np.std(wobble))
     if residual > _TREMOLO_RESIDUAL:
-        return "square"
+        return "square", _tremolo_share(wobble)
+    fit = 1.0 - residual / _TREMOLO_RESIDUAL
     if slope < -_SLOPE:
-        return "triangle"
+        return "triangle", fit
     if slope > _SLOPE:
-        return "cross"
-    return "circle"
+        return "cross", fit
+    return "circle", fit
+
+
+def _tremolo_share(wobble: np.ndarray) -> float:
+    """Share of the wobble's variance that one sinusoid at the tremolo rate explains (least squares)."""
+    t = np.arange(len(wobble)) * _HOP_S
+    basis = np.stack([np.cos(2 * np.pi * _TREMOLO_HZ * t), np.sin(2 * np.pi * _TREMOLO_HZ * t), np.ones_like(t)], 1)
+    fitted = basis @ np.linalg.lstsq(basis, wobble, rcond=None)[0]
+    return float(1.0 - np.var(wobble - fitted) / max(float(np.var(wobble)), 1e-12))

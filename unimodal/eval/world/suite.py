@@ -15,7 +15,8 @@ objects left to right, the sound's tones in time order. GenEval-style categories
 - ``two_objects`` (2-object scenes): both requested objects present, anywhere
 - ``position`` (2-object scenes): both present and the first left of (before) the second. The world's captions
   only say "left of", so "above" cannot be asked and is not scored
-- ``exact`` (all scenes): the whole ordered list equals the scene's
+- ``exact`` (all scenes): the whole ordered list equals the scene's (:func:`strict_hit`, the judge every
+  headline number uses)
 - ``attributes`` (per object, all scenes): object i has the requested colour and shape
 
 Clips (``modality=video`` runs) stand on the same footing: ``seen`` clips hold only colour-shape pairs training
@@ -140,6 +141,14 @@ def colour_chance(world: Any, split: str) -> float:
     return 1.0 / k if k else 0.0
 
 
+def strict_hit(want: list[tuple], found: list[tuple]) -> bool:
+    """The judge of every direction: the output holds exactly the requested objects, in order, and nothing more.
+
+    ``found`` is what an analyzer read (an object it cannot recognise has an ``UNKNOWN`` attribute and still
+    counts as an object), so noise, a stray blob or an extra tone make a miss."""
+    return [tuple(f) for f in found] == [tuple(w) for w in want]
+
+
 def _ordered_pair(found: list[tuple[str, str]], first: tuple[str, str], second: tuple[str, str]) -> bool:
     if first not in found:
         return False
@@ -150,7 +159,7 @@ def categories(want: list[tuple[str, str]], found: list[tuple[str, str]]) -> dic
     """(hits, total) per category that applies to a scene of ``len(want)`` objects."""
     want = [tuple(pair) for pair in want]
     found = [tuple(pair) for pair in found]
-    scores = {"count": (int(len(found) == len(want)), 1), "exact": (int(found == want), 1),
+    scores = {"count": (int(len(found) == len(want)), 1), "exact": (int(strict_hit(want, found)), 1),
               "attributes": (sum(int(i < len(found) and found[i] == w) for i, w in enumerate(want)), len(want))}
     if len(want) == 1:
         colour, shape = want[0]
@@ -178,7 +187,7 @@ def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> d
     scores = {"object": (int(all(w[:2] in [f[:2] for f in found] for w in want)), 1),
               "motion": (int(moving), 1),
               "direction": (int([f[2] for f in found] == [w[2] for w in want]), 1),
-              "exact": (int(found == want), 1)}
+              "exact": (int(strict_hit(want, found)), 1)}
     scores["one_object" if len(want) == 1 else "two_objects"] = (int(moving), 1)
     for name in MOTIONS:
         asked = [w for w in want if w[2] == name]
