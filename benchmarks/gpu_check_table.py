@@ -18,9 +18,17 @@ REFERENCE = {"train_speed": "44.8% MFU (compiled HF Llama ~400M, seq 2048)",
              "generate_speed": "1.34 ms/token (LlamaGen 343M compiled, CFG, batch 1)"}
 
 
-def _json(path: Path, since: float) -> dict | None:
-    """A benchmark's JSON, if this check wrote it (an older file from another run does not count)."""
-    return json.loads(path.read_text()) if path.is_file() and path.stat().st_mtime >= since else None
+def _latest(benchmark: str, since: float) -> dict | None:
+    """The results of a benchmark's last invocation, if this check made it (``benchmarks/results/<name>-<commit>.json``,
+    unimodal/records.py; an older file does not count)."""
+    sys.path.insert(0, str(ROOT))
+    from unimodal.records import record_path
+
+    path = record_path(ROOT, benchmark)
+    if not path.is_file() or path.stat().st_mtime < since:
+        return None
+    runs = json.loads(path.read_text()).get("runs") or [{}]
+    return runs[-1].get("results")
 
 
 def headline(name: str, out: Path, since: float) -> str:
@@ -42,12 +50,12 @@ def headline(name: str, out: Path, since: float) -> str:
             return ", ".join(f"{k} {v['hits']}/{v['total']}" for k, v in data.items())
         return ""
     if name == "train_speed":
-        data = _json(ROOT / "benchmarks" / "out" / "train_speed-large-cuda.json", since)
+        data = _latest("train_speed", since)
         rows = data["rows"] if data else []
         return ", ".join(f"{r['variant']} {100 * r['mfu']:.1f}% MFU {r['tokens_per_s']:.0f} tok/s" for r in rows
                          if r.get("mfu") is not None)
     if name == "generate_speed":
-        data = _json(ROOT / "benchmarks" / "out" / "generate_speed-large-cuda.json", since)
+        data = _latest("generate_speed", since)
         rows = data["rows"] if data else []
         return ", ".join(f"{r['variant']} {r['ms_per_token']:.2f} ms/token" for r in rows)
     return ""

@@ -11,8 +11,8 @@ tokens/s is the global batch's tokens (padding included, identical in both runs)
 ``warmup``, so start-up, stage 0 and the first steps are left out. Validation and checkpoints fall outside the
 timed steps. Stage 0 runs first with a few tokenizer steps (sequence lengths, not codec quality, set the cost).
 
-Writes ``benchmarks/results/scaling-<model>-<date>.json`` (command, commit, date, load averages) and prints the
-ratio; a CPU shared with other work gives a lower one, so the load average before and after is recorded.
+Appends to ``benchmarks/results/scaling-<commit>.json`` (``unimodal/records.py``: command, commit, date, machine) with
+the load average before and after, and prints the ratio: a CPU shared with other work gives a lower one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +61,7 @@ def run(name: str, overrides: list[str], out: Path) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from unimodal.cli import source_commit
-
+    started = time.time()
     args = dict(a.split("=", 1) for a in argv)
     model, modality = args.get("model", "small"), args.get("modality", "image+audio")
     batch, steps, warmup = int(args.get("batch", 32)), int(args.get("steps", 60)), int(args.get("warmup", 10))
@@ -81,7 +79,7 @@ def main(argv: list[str]) -> None:
           flush=True)
     subprocess.run([sys.executable, "scripts/train.py", "stage=tokenizers", *common], cwd=ROOT, check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     runs = {}
     for name, extra in (("one_process", [f"lm.batch_size={batch}"]),
                         ("two_ddp_processes", [f"lm.batch_size={batch // 2}", "trainer.devices=2",
@@ -97,16 +95,13 @@ def main(argv: list[str]) -> None:
         row["tokens_per_s"] = round(global_tokens / row["seconds"], 1)
     ratio = runs["two_ddp_processes"]["tokens_per_s"] / runs["one_process"]["tokens_per_s"]
     load_after = os.getloadavg()
-    command = "python benchmarks/scaling.py " + " ".join(argv)
-    record = {"command": command.strip(), "commit": source_commit(ROOT),
-              "date": datetime.now().isoformat(" ", "seconds"), "model": model, "modality": modality,
-              "global_batch": batch, "steps": steps, "warmup": warmup, "threads_per_process": 1,
-              "cpu_count": os.cpu_count(), "load_before": [round(v, 2) for v in load_before],
-              "load_after": [round(v, 2) for v in load_after], "runs": runs, "ratio": round(ratio, 3)}
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"scaling-{model}-{stamp}.json"
-    path.write_text(json.dumps(record, indent=2))
+    from unimodal.records import write_record
+
+    path = write_record("scaling", {"model": model, "modality": modality, "global_batch": batch, "steps": steps,
+                                    "warmup": warmup, "threads_per_process": 1,
+                                    "load_before": [round(v, 2) for v in load_before],
+                                    "load_after": [round(v, 2) for v in load_after], "runs": runs,
+                                    "ratio": round(ratio, 3)}, ROOT, argv, started)
     for name, row in runs.items():
         print(f"[scaling] {name:<18} {row['tokens_per_s']:>9.0f} tokens/s ({row['steps_timed']} steps in "
               f"{row['seconds']:.1f}s)")
