@@ -95,3 +95,30 @@ def test_compiled_cuda_path_matches_eager_greedy():
         fast = generate_ids(model, CODEC, prompts(), outputs, greedy("auto"))
         again = generate_ids(model, CODEC, prompts(), outputs, greedy("auto"))  # replays the captured graph
         assert [e.tolist() for e in eager] == [f.tolist() for f in fast] == [a.tolist() for a in again]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_image_span_never_waits_for_the_device():
+    """CUDA's sync debug mode warns at every wait for the device: an image of 4 codes and one of 36 wait equally
+    often (the prompt's copy, the one read at the end), with CFG on a linear ramp and top-k/top-p sampling."""
+    import warnings
+
+    model = tiny_model().cuda()
+    sampling = SamplingConfig(temperature={"default": 1.0}, top_k={"image": 5}, top_p={"image": 0.9},
+                              cfg_scale={"image": 3.0}, cfg_schedule={"image": "linear"}, max_new_tokens=60)
+    prompt = [np.array([VOCAB.bos_id, 3])]
+    waits = []
+    for grid in ((2, 2), (6, 6)):
+        codec = SequenceCodec(VOCAB, grid, 4, "flat")
+        generate_ids(model, codec, prompt, ["image"], sampling)   # compile and capture first
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                ids = generate_ids(model, codec, prompt, ["image"], sampling, seed=1)[0]
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        assert len(ids) == grid[0] * grid[1] + 3
+        waits.append(sum("synchroniz" in str(w.message) for w in caught))
+    assert waits[0] == waits[1] <= 6, waits

@@ -160,8 +160,8 @@ def test_packed_training_runs_through_lightning(tmp_path, one_thread, monkeypatc
     from unimodal.training.lm_trainer import fit_lm
 
     rows_seen = []
-    monkeypatch.setattr(packing, "collate_packed", lambda batch, pad_id: rows_seen.append(batch) or
-                        collate_packed(batch, pad_id))
+    monkeypatch.setattr(packing, "collate_packed", lambda batch, pad_id, **kwargs: rows_seen.append(batch) or
+                        collate_packed(batch, pad_id, **kwargs))
 
     cfg = compose(["debug=smoke", "lm.packing=true", "lm.max_steps=3", "lm.val_every_steps=3", "lm.batch_size=2",
                    "model.context_length=64"])

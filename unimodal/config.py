@@ -18,6 +18,7 @@ from unimodal.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 KNOWN_MEDIA = ("image", "audio", "video")
+STRATEGIES = ("auto", "ddp", "fsdp")   # trainer.strategy (unimodal/training/strategies.py)
 
 
 @dataclass
@@ -146,6 +147,7 @@ class ModelConfig:
     dropout: float = 0.0
     media_positions: bool = True  # learned index-in-media-span embedding (unimodal/model/lm.py)
     pretrained: str | None = None  # model=from_pretrained: HF causal LM folder or hub id (stage=align)
+    gradient_checkpointing: bool = False  # recompute each decoder layer's activations in the backward pass
 
 
 @dataclass
@@ -178,6 +180,7 @@ class StageTraining:
 class LMTrainConfig(StageTraining):
     packing: bool = False      # several documents per row, attention kept inside each (training/packing.py)
     log_every_steps: int = 10
+    accumulate_grad_batches: int = 1   # batches per optimizer step (LM and instruct stages); steps count updates
 
 
 @dataclass
@@ -248,6 +251,7 @@ class DataConfig:
     # real images
     root: str | None = None     # fashion_mnist, clipart: the installed package's folder
     path: str | None = None     # folder: the image folder with metadata.jsonl
+    urls: str | None = None     # webdataset: tar shards, e.g. "<dir>/{00000..00099}.tar" (data/webdataset_source.py)
     limit: int | None = None    # clipart, folder: read at most this many files
     cache_dir: str | None = None   # clipart: where the renders are cached
     # speech (espeak-ng; unimodal/data/speech.py)
@@ -262,10 +266,13 @@ class DataConfig:
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"
-    devices: int = 1
+    devices: int = 1           # per node; -1: every GPU of the node
     precision: str = "auto"
     num_threads: int | None = None
     compile: bool = False
+    strategy: str = "auto"     # auto | ddp | fsdp (training/strategies.py); auto is ddp with several devices
+    num_nodes: int = 1
+    timeout_minutes: float = 60.0   # process-group timeout: the other ranks wait this long for stage 0 on rank 0
 
 
 @dataclass
@@ -274,6 +281,7 @@ class PathsConfig:
     runs_dir: str = "runs"
     cache_dir: str = ".cache/unimodal"
     shards_dir: str | None = None   # token shards; default <cache_dir>/shards/<hash of data + tokenizers>
+    shards_format: str = "memmap"   # memmap | litdata (streaming: shards_dir may be an object-store URL)
 
 
 @dataclass
@@ -325,9 +333,25 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
     from unimodal.data.mixture import check_modality_weights
     check_modality_weights(merged.modality)
-    if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
-        raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
+    if merged.lm.batch_size < 1 or merged.lm.max_steps < 1 or merged.lm.accumulate_grad_batches < 1:
+        raise ConfigError("lm.batch_size, lm.max_steps and lm.accumulate_grad_batches must be at least 1")
+    trainer = merged.trainer
+    if trainer.strategy not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy={trainer.strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if trainer.num_nodes < 1 or trainer.devices == 0 or trainer.devices < -1 or trainer.timeout_minutes <= 0:
+        raise ConfigError(f"trainer.devices={trainer.devices}, trainer.num_nodes={trainer.num_nodes}, "
+                          f"trainer.timeout_minutes={trainer.timeout_minutes}: devices is a count per node (or -1 for "
+                          f"every GPU), num_nodes at least 1, the timeout positive")
     return merged
+
+
+def quote_braces(override: str) -> str:
+    """``data.urls=<dir>/{00000..00099}.tar`` as a shell passes it: Hydra's grammar reads braces inside a value as
+    syntax, so such a value is quoted (a value that is itself a dict, a list or already quoted is left alone)."""
+    key, sep, value = override.partition("=")
+    if not sep or "{" not in value or value[:1] in "{['\"" or "${" in value:
+        return override
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def available(group: str) -> list[str]:
@@ -342,7 +366,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config",
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    overrides = list(overrides or [])
+    overrides = [quote_braces(override) for override in overrides or []]
     for override in overrides:
         key, _, value = override.partition("=")
         group = key.lstrip("+~")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -121,14 +122,20 @@ def read_image(path: str | Path) -> np.ndarray:
 def try_read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
     """uint8 ``[size, size, 3]`` (transparency on white, centre-cropped to a square) or ``(None, why it was
     skipped)``. Every byte is decoded, so a truncated file is caught here."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if not path.is_file():
         return None, "missing"
     if path.stat().st_size == 0:
         return None, "empty"
+    return decode_image(path, size)
+
+
+def decode_image(source: Path | BinaryIO, size: int) -> tuple[np.ndarray | None, str]:
+    """An image file or stream (a tar member), fully decoded as :func:`try_read_image` does: uint8
+    ``[size, size, 3]`` or ``(None, why it is unreadable)``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
-        with Image.open(path) as handle:
+        with Image.open(source) as handle:
             handle.load()   # decodes every byte: open() alone reads only the header
             image = ImageOps.exif_transpose(handle)
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:

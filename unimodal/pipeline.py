@@ -198,7 +198,9 @@ class Pipeline:
         prompt_ids = [self._prompt_ids(prompt, chat)]
         outputs, sampling = self._prepare(prompt_ids, output, sampling)
         audio = AudioStream(self.codec, self._tokenizer("audio"), chunk_frames, context_frames)
-        for step in self._steps(prompt_ids, outputs, sampling, seed, progress):
+        # Read the drawn ids back at least once a chunk's worth of ids: chunks leave while the LM still runs.
+        every = chunk_frames * max(1, int(self.codec.num_audio_codebooks or 1))
+        for step in self._steps(prompt_ids, outputs, sampling, seed, progress, read_every=every):
             if step[0] is not None:
                 yield from audio.push(step[0])
 
@@ -236,9 +238,10 @@ class Pipeline:
         return [self.decode(ids) for ids in new_ids]
 
     def _steps(self, prompt_ids: list[np.ndarray], outputs: list[str], sampling: SamplingConfig,
-               seed: int, progress: Progress | None = None) -> Iterator[list[int | None]]:
+               seed: int, progress: Progress | None = None,
+               read_every: int | None = None) -> Iterator[list[int | None]]:
         """The one place the pipeline runs the generation loop (and so would pick a faster decoder)."""
-        steps = iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed)
+        steps = iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed, read_every=read_every)
         if progress is None:
             return steps
         total = sampling.max_new_tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unimodal.cli import run_cli
+from unimodal.commands.app import is_hydra_arg, run_app
 from unimodal.errors import ConfigError
 
 USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=value]
@@ -54,7 +54,37 @@ TOKENIZER_OPTIONS: dict[str, Any] = {"task": None, "tokenizer": None, "split": "
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(evaluate, USAGE, argv)
+    return run_app(evaluate_job, "evaluate", USAGE, argv, check=_check, prepare=for_hydra)
+
+
+def _check(args: list[str]) -> None:
+    overrides = [from_hydra(arg) for arg in args if not is_hydra_arg(arg)]
+    if any(o.startswith(("run=", "compare=")) for o in overrides):
+        parse_run_options(overrides)
+    else:
+        parse_tokenizer_options(overrides)
+
+
+def evaluate_job(cfg: Any) -> dict[str, Any]:
+    """The Hydra job: ``conf/evaluate.yaml`` names the keys Hydra accepts; the overrides it recorded are read as the
+    command line always was (each mode's defaults, checks and data overrides)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return evaluate([from_hydra(o) for o in HydraConfig.get().overrides.task if not is_hydra_arg(o)])
+
+
+# Hydra reads ``tokenizer=`` as the conf/tokenizer config group: the command line's key goes to Hydra under this name.
+TOKENIZER_KEY = "tokenizer_folder"
+
+
+def for_hydra(arg: str) -> str:
+    if arg.startswith("tokenizer="):
+        return f"{TOKENIZER_KEY}=" + arg.split("=", 1)[1]
+    return quote_directions(arg)
+
+
+def from_hydra(override: str) -> str:
+    return "tokenizer=" + override.split("=", 1)[1] if override.startswith(f"{TOKENIZER_KEY}=") else override
 
 
 def evaluate(overrides: list[str]) -> dict[str, Any]:
@@ -87,7 +117,16 @@ def evaluate_tokenizer(overrides: list[str]) -> dict[str, Any]:
 
 
 def _list(value: str) -> list[str]:
-    return [part.strip() for part in value.strip().strip("[]").split(",") if part.strip()]
+    parts = (part.strip().strip("'\"") for part in value.strip().strip("[]").split(","))
+    return [part for part in parts if part]
+
+
+def quote_directions(arg: str) -> str:
+    """``directions=[text->image]``: Hydra's grammar has no ``>`` in a bare value, so each direction is quoted."""
+    key, _, value = arg.partition("=")
+    if key != "directions" or not value or "'" in value or '"' in value:
+        return arg
+    return f"{key}=[" + ",".join(f"'{part}'" for part in _list(value)) + "]"
 
 
 def _flag(value: Any) -> bool:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from unimodal.cli import run_cli
+from unimodal.commands.app import is_hydra_arg, run_app
 from unimodal.errors import UnimodalError
 from unimodal.model.lm import MEDIA_POSITIONS_FILE, MEDIA_POSITIONS_KEY
 from unimodal.run_folder import LM_DIR, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE
@@ -110,16 +110,34 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(export, USAGE, argv)
+    return run_app(lambda cfg: export_from(str(cfg.run or ""), str(cfg.out or "")), "export", USAGE, argv,
+                   check=_check, prepare=lambda arg: arg if "=" not in arg else quote_value(arg))
+
+
+def _check(args: list[str]) -> None:
+    pairs = dict(arg.split("=", 1) for arg in args if "=" in arg and not is_hydra_arg(arg))
+    unknown = sorted(set(pairs) - {"run", "out"})
+    if unknown or not pairs.get("run") or not pairs.get("out"):
+        raise UnimodalError("scripts/export.py takes run=<run dir> out=<new folder>"
+                            + (f" (unknown keys: {', '.join(unknown)})" if unknown else ""))
 
 
 def export(overrides: list[str]) -> Path:
-    """``run=<dir> out=<folder>`` from the command line."""
+    """``run=<dir> out=<folder>`` from Python."""
+    _check(overrides)
     args = dict(item.split("=", 1) for item in overrides)
-    unknown = sorted(set(args) - {"run", "out"})
-    if unknown or not args.get("run") or not args.get("out"):
-        raise UnimodalError("scripts/export.py takes run=<run dir> out=<new folder>"
-                            + (f" (unknown keys: {', '.join(unknown)})" if unknown else ""))
-    out = export_run(args["run"], args["out"])
-    print(f"exported {args['run']} -> {out}  (AutoModelForCausalLM.from_pretrained(\"{out}\"))", flush=True)
-    return out
+    return export_from(args["run"], args["out"])
+
+
+def export_from(run: str, out: str) -> Path:
+    folder = export_run(run, out)
+    print(f"exported {run} -> {folder}  (AutoModelForCausalLM.from_pretrained(\"{folder}\"))", flush=True)
+    return folder
+
+
+def quote_value(arg: str) -> str:
+    """A folder name is text to Hydra, whatever its characters."""
+    key, _, value = arg.partition("=")
+    if key not in ("run", "out") or not value or value[0] in "'\"":
+        return arg
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from unimodal.cli import run_cli
+from unimodal.commands.app import check_overrides, run_app
 from unimodal.config import compose
 from unimodal.errors import UnimodalError
 from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
@@ -26,7 +26,8 @@ USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(generate, USAGE, argv)
+    return run_app(generate_from, "generate", USAGE, argv, prepare=quote_free_text,
+                   check=lambda args: check_overrides(args, "generate", validate_schema=False))
 
 
 def _table(node: Any) -> dict[str, Any]:
@@ -58,8 +59,13 @@ def quote_free_text(override: str) -> str:
 
 
 def generate(overrides: list[str]) -> list[Path]:
+    """From Python, with the command line's overrides (without Hydra's)."""
+    return generate_from(compose([quote_free_text(o) for o in overrides], config_name="generate",
+                                 validate_schema=False))
+
+
+def generate_from(cfg: Any) -> list[Path]:
     """Generate from the run of ``run=``; print each text answer and the path of every file written."""
-    cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
     if not cfg.run:
         raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
     from unimodal.pipeline import Pipeline

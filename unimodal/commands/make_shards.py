@@ -1,10 +1,13 @@
-"""``scripts/make_shards.py``: tokenize data splits into token shards once (training reuses them). The tokenizers and
-shards themselves are :mod:`unimodal.training`'s."""
+"""``scripts/make_shards.py``: tokenize data splits into token shards once (training reuses them), as a Hydra app over
+``conf/make_shards.yaml`` (the training config plus ``splits``). The tokenizers and shards themselves are
+:mod:`unimodal.training`'s."""
 
 from __future__ import annotations
 
-from unimodal.cli import run_cli
-from unimodal.config import available, compose
+from omegaconf import DictConfig, open_dict
+
+from unimodal.commands.app import check_overrides, is_hydra_arg, run_app
+from unimodal.config import available, compose, validate
 from unimodal.errors import ConfigError
 
 DEFAULT_SPLITS = ("train", "val")
@@ -20,17 +23,35 @@ Examples:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(make_shards, USAGE, argv)
+    return run_app(make_shards_job, "make_shards", USAGE, argv, check=_check)
+
+
+def _check(args: list[str]) -> None:
+    rest, _ = parse_splits([arg for arg in args if not is_hydra_arg(arg)])
+    check_overrides(rest, "config")
+
+
+def make_shards_job(cfg: DictConfig) -> dict:
+    with open_dict(cfg):
+        splits = tuple(str(s) for s in cfg.pop("splits"))
+    if not splits:
+        raise ConfigError("splits= is empty; give e.g. splits=[train,val,test]")
+    return shard_splits(validate(cfg), splits)
 
 
 def make_shards(overrides: list[str]) -> dict:
+    """From Python: ``splits=[...]`` and config overrides, without Hydra's command line."""
+    rest, splits = parse_splits(overrides)
+    return shard_splits(compose(rest), splits)
+
+
+def shard_splits(cfg: DictConfig, splits: tuple[str, ...]) -> dict:
     """Tokenizers (reused, or trained as ``stage`` allows), then one shard per split; prints each shard's folder."""
     from unimodal.training.run import shards_for_splits
 
-    rest, splits = parse_splits(overrides)
-    shards = shards_for_splits(compose(rest), splits)
+    shards = shards_for_splits(cfg, splits)
     for split, shard in shards.items():
-        print(f"{split}: {shard.folder.resolve()}")
+        print(f"{split}: {shard.folder if isinstance(shard.folder, str) else shard.folder.resolve()}")
     return shards
 
 

@@ -21,7 +21,7 @@ from unimodal.tokenizers.base import hash_json
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
                 "folder": ("image", "audio", "video"), "speech": ("audio",),   # a folder holds images, sounds or clips
-                "moving_fashion_mnist": ("video", "image")}
+                "moving_fashion_mnist": ("video", "image"), "webdataset": ("image",)}
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -34,6 +34,7 @@ FINGERPRINT_KEYS = {
     "speech": ("name", "num_train", "num_val", "seed", "sample_rate", "audio_seconds", "voices", "variants",
                "held_out_voices", "rate_range", "pitch_range", "peak"),
     "moving_fashion_mnist": ("name", "root", "num_train", "num_val", "seed", "image_size", "channels"),
+    "webdataset": ("name", "limit", "num_train", "num_val", "image_size", "channels"),   # + the tars' signature
 }
 
 
@@ -135,6 +136,9 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
     if data_cfg.name == "speech":
         from unimodal.data.speech import load_speech
         return dict(load_speech(data_cfg, splits))
+    if data_cfg.name == "webdataset":
+        from unimodal.data.webdataset_source import load_webdataset
+        return load_webdataset(data_cfg, splits)
     from unimodal.data.folder import load_folder
     return dict(load_folder(data_cfg, splits))
 
@@ -158,4 +162,7 @@ def data_fingerprint(data_cfg: Any) -> str:
     if data_cfg.name == "folder":
         from unimodal.data.folder import folder_signature
         chosen["contents"] = folder_signature(data_cfg)
+    if data_cfg.name == "webdataset":
+        from unimodal.data.webdataset_source import webdataset_signature
+        chosen["contents"] = webdataset_signature(data_cfg)
     return hash_json(chosen)

@@ -139,6 +139,14 @@ class SpanState:
             return (0, self.vocab.text_size)
         return [(0, self.vocab.text_size), (exit_id, exit_id + 1)]
 
+    def choice_matters(self, allowed: tuple[int, int] | list[tuple[int, int]] | None = None) -> bool:
+        """Whether the next :meth:`advance` depends on which allowed id is drawn: only where ``allowed`` is a
+        choice between intervals (more text or the exit; tile, row or closer at an AnyRes boundary). Inside one
+        interval (a grid position's codes, text before ``min_text_tokens``) every id moves the state alike, so a
+        decode loop need not read the drawn id back from the device to go on."""
+        allowed = self.allowed() if allowed is None else allowed
+        return isinstance(allowed, list) and len(allowed) > 1
+
     def _anyres_allowed(self) -> tuple[int, int] | list[tuple[int, int]]:
         cursor = self.anyres
         if cursor.codes_left:

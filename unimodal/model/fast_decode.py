@@ -10,7 +10,7 @@ reads has one fixed shape and address for the whole generation (cache, padding m
 step is one CUDA graph with nothing rebuilt per token (HF's forward rebuilds the 4-D mask and the cache
 bookkeeping every call), and it does not move with the HF cache API (renamed between 4.x and 5.x).
 It calls the model's own modules (norms, projections, rotary table, MLP, head), so it computes what the HF
-forward computes, and it embeds through ``embed_ids`` (media positions included) as the eager path does.
+forward computes, and it embeds as the eager path does (``embed_ids``, then ``DecodeEmbedder`` a token at a time).
 
 On CUDA the step is ``torch.compile(mode="reduce-overhead")`` (inductor kernels replayed as a CUDA graph);
 on a CPU it runs uncompiled by default (compiling costs more than a generation saves there).
@@ -26,7 +26,7 @@ from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from unimodal.errors import ConfigError
-from unimodal.model.lm import embed_ids
+from unimodal.model.lm import DecodeEmbedder, embed_ids
 
 FAST_CHOICES = ("auto", "true", "false")
 LENGTH_STEP = 64  # cache lengths are rounded up to this, so nearby prompt lengths reuse one compiled step
@@ -69,7 +69,6 @@ class StaticDecoder:
     def __init__(self, model: LlamaForCausalLM, max_new_tokens: int, compile: bool) -> None:
         self.model, self.max_new_tokens, self.compiled = model, int(max_new_tokens), compile
         self.device = next(model.parameters()).device
-        self.media_positions = hasattr(model, "media_positions")  # only then does embedding need the history
         self.kv: StaticKV | None = None
 
     @torch.no_grad()
@@ -78,7 +77,7 @@ class StaticDecoder:
         rows, width = ids.shape
         length = -(-(width + self.max_new_tokens) // LENGTH_STEP) * LENGTH_STEP
         self.kv = static_kv(self.model, rows, length, self.compiled)
-        self.history, self.filled = ids, width
+        self.embed, self.filled = DecodeEmbedder(self.model, ids), width
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         self.next_position = positions[:, -1:] + 1  # what the eager path gets from the grown attention mask
         return self.kv.prefill(embed_ids(self.model, ids), attention, positions)
@@ -89,11 +88,9 @@ class StaticDecoder:
             raise ConfigError(f"static cache of {self.kv.length} positions is full: it is sized from "
                               f"max_new_tokens={self.max_new_tokens}, and step() ran more often than that")
         new = tokens.to(self.device)[:, None]
-        if self.media_positions:
-            self.history = torch.cat([self.history, new], dim=1)
         positions, self.next_position = self.next_position, self.next_position + 1
         self.filled += 1
-        return self.kv.step(embed_ids(self.model, new, self.history if self.media_positions else None), positions)
+        return self.kv.step(self.embed(new), positions)
 
 
 def static_kv(model: LlamaForCausalLM, rows: int, length: int, compile: bool) -> StaticKV:

@@ -26,7 +26,7 @@ from transformers import LlamaForCausalLM
 
 from unimodal.model.constraints import MEDIA, AnyResCursor, SpanState
 from unimodal.model.fast_decode import fast_decoder
-from unimodal.model.lm import embed_ids
+from unimodal.model.lm import DecodeEmbedder, embed_ids
 from unimodal.model.sampling import Sampler, SamplingConfig, filter_logits
 from unimodal.sequence import SequenceCodec
 
@@ -51,25 +51,25 @@ class EagerDecoder:
         self.device = next(model.parameters()).device
         self.past = None
         self.attention: torch.Tensor | None = None
-        self.history: torch.Tensor | None = None  # the whole sequence: media positions depend on it
+        self.embed: DecodeEmbedder | None = None
 
-    def _forward(self, new_ids: torch.Tensor) -> torch.Tensor:
-        position_ids = (self.attention.cumsum(-1) - 1).clamp(min=0)[:, -new_ids.shape[1]:]
-        out = self.model(inputs_embeds=embed_ids(self.model, new_ids, self.history), attention_mask=self.attention,
-                         position_ids=position_ids, use_cache=True, **{_CACHE_ARG: self.past})
+    def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        position_ids = (self.attention.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1]:]
+        out = self.model(inputs_embeds=embeds, attention_mask=self.attention, position_ids=position_ids,
+                         use_cache=True, **{_CACHE_ARG: self.past})
         self.past = getattr(out, _CACHE_ARG)
         return out.logits[:, -1]
 
     def prefill(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         self.past = None
-        self.history, self.attention = ids.to(self.device), attention.to(self.device)
-        return self._forward(self.history)
+        ids, self.attention = ids.to(self.device), attention.to(self.device)
+        self.embed = DecodeEmbedder(self.model, ids)
+        return self._forward(embed_ids(self.model, ids))
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         new = tokens.to(self.device)[:, None]
-        self.history = torch.cat([self.history, new], dim=1)
         self.attention = torch.cat([self.attention, torch.ones_like(new)], dim=1)
-        return self._forward(new)
+        return self._forward(self.embed(new))
 
 
 def left_pad(rows: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,9 +87,14 @@ def left_pad(rows: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
                   sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
-                  decoder: Decoder | None = None) -> Iterator[list[int | None]]:
+                  decoder: Decoder | None = None, read_every: int | None = None) -> Iterator[list[int | None]]:
     """Generate after each prompt (global ids, ``<bos>`` included), yielding every step's new id per row
-    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``."""
+    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``.
+
+    The drawn ids stay on the device until the span constraints need one of them (``SpanState.choice_matters``:
+    a text token, which may be the exit, or an AnyRes tile boundary) or the generation ends: a media span
+    decodes with no host sync at all, and its steps are yielded together once read. ``read_every`` reads (and
+    yields) at least that often, for callers that stream."""
     vocab = codec.vocab
     batch = len(prompts)
     states = [SpanState(codec, outputs, sampling.max_new_tokens, sampling.min_text_tokens) for _ in prompts]
@@ -101,21 +106,36 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
     decoder = decoder or fast_decoder(model, sampling.fast, sampling.max_new_tokens) or EagerDecoder(model)
     logits = decoder.prefill(*left_pad(rows, vocab.pad_id))
     sampler = Sampler(sampling, vocab.size, seed)
-    history: list[list[int]] = [[] for _ in range(batch)]
+    unread: list[tuple[torch.Tensor, list[bool]]] = []   # drawn ids not read back yet, and which rows had ended
     for index in range(sampling.max_new_tokens):
-        uncond = logits[batch:] if guided else None
-        tokens = sampler(logits[:batch], uncond, states, history)
-        step: list[int | None] = []
-        for row, (state, token) in enumerate(zip(states, tokens, strict=True)):
-            step.append(None if state.done else token)
-            if not state.done:
-                history[row].append(token)
+        allowed = [state.allowed() for state in states]
+        spans = [(a,) if isinstance(a, tuple) else tuple(a) for a in allowed]
+        tokens = sampler(logits[:batch], logits[batch:] if guided else None, states, spans)
+        unread.append((tokens, [state.done for state in states]))
+        last = index + 1 == sampling.max_new_tokens
+        if any(state.choice_matters(a) for state, a in zip(states, allowed, strict=True)):
+            drawn = yield from _read(unread)   # one sync for every step since the last read
+        else:   # any id of the one allowed interval moves each state alike: its lowest stands in
+            drawn = [span[0][0] for span in spans]
+        for state, token in zip(states, drawn, strict=True):
             state.advance(token)
-        yield step
-        if all(state.done for state in states) or index + 1 == sampling.max_new_tokens:
+        if all(state.done for state in states) or last:
+            yield from _read(unread)
             return
-        new = torch.tensor(tokens + tokens if guided else tokens, dtype=torch.long)
-        logits = decoder.step(new)
+        if read_every and len(unread) >= read_every:
+            yield from _read(unread)
+        logits = decoder.step(torch.cat([tokens, tokens]) if guided else tokens)
+
+
+def _read(unread: list[tuple[torch.Tensor, list[bool]]]) -> Iterator[list[int | None]]:
+    """Read the unread steps back in one transfer, yield them in order, and return the last one's ids."""
+    if not unread:
+        return []
+    values = torch.stack([tokens for tokens, _ in unread]).tolist()
+    for row_ids, (_, ended) in zip(values, unread, strict=True):
+        yield [None if done else token for token, done in zip(row_ids, ended, strict=True)]
+    unread.clear()
+    return values[-1]
 
 
 def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],

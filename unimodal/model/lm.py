@@ -119,5 +119,33 @@ def embed_ids(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None 
     return embeds
 
 
+class DecodeEmbedder:
+    """Input vectors while decoding, one new token per row a step: what ``embed_ids`` gives over the whole
+    history, but each step's media positions come from the previous step's (where each row's open span
+    started), not from the whole history again: the same numbers for a cost that does not grow with the
+    sequence, on the device, with nothing read back."""
+
+    def __init__(self, model: nn.Module, prompt: torch.Tensor) -> None:
+        self.model = model
+        self.table: MediaPositions | None = getattr(model, "media_positions", None)
+        self.column = prompt.shape[-1]   # the history column of the next token
+        if self.table is not None:
+            index = torch.arange(prompt.shape[-1], device=prompt.device).expand_as(prompt)
+            opened = torch.where(torch.isin(prompt, self.table.resets), index, -1).cummax(dim=-1).values
+            self.start = opened[:, -1] if prompt.shape[-1] else torch.full_like(prompt[:, 0], -1)
+
+    def __call__(self, new: torch.Tensor) -> torch.Tensor:
+        """Vectors of ``new`` ([rows, 1]: each row's next token)."""
+        embeds = self.model.get_input_embeddings()(new)
+        if self.table is not None:
+            token = new[:, 0]
+            self.start = torch.where(torch.isin(token, self.table.resets), self.column, self.start)
+            inside = (token >= self.table.media_start) & (self.start >= 0)
+            index = torch.where(inside, self.column - self.start, 0).clamp(max=self.table.max_span)
+            embeds = embeds + self.table.embed(index)[:, None]
+        self.column += 1
+        return embeds
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

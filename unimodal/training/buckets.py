@@ -17,11 +17,15 @@ from unimodal.training.lm_data import DataPosition
 
 
 class LengthBuckets(DataPosition, Sampler[list[int]]):
+    """``batch_size`` is per rank: with ``num_replicas`` ranks a global batch of similar lengths is cut into one
+    slice per rank (``DataPosition``)."""
+
     def __init__(self, length_of: Callable[[int], int], size: int, batch_size: int, seed: int = 0,
-                 window: int = 16) -> None:
-        if size < batch_size or batch_size < 1:
-            raise ValueError(f"need at least one batch: {size} items, batch size {batch_size}")
-        self.length_of, self.size, self.batch_size = length_of, size, batch_size
+                 window: int = 16, num_replicas: int = 1, rank: int = 0) -> None:
+        if size < batch_size * num_replicas or batch_size < 1:
+            raise ValueError(f"need at least one batch: {size} items, batch size {batch_size} x {num_replicas} ranks")
+        self._set_ranks(num_replicas, rank)
+        self.length_of, self.size, self.batch_size = length_of, size, batch_size * num_replicas  # global
         self.seed, self.window, self.epoch = seed, window, 0
         self.handed_out = 0  # batches of epoch ``self.epoch`` yielded so far
 
@@ -42,7 +46,7 @@ class LengthBuckets(DataPosition, Sampler[list[int]]):
         for k, batch in enumerate(self._batches(self.epoch)):
             if k >= skip:
                 self.handed_out = k + 1
-                yield batch
+                yield self._share(batch)
 
     def _batches(self, epoch: int) -> Iterator[list[int]]:
         rng = np.random.default_rng((self.seed, epoch))

@@ -9,6 +9,8 @@ and loss fused by the compiler), and the device is asked for nothing but the log
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +18,7 @@ from unimodal.model.lm import embed_ids
 from unimodal.sequence import MODALITY_CODES
 
 IGNORE = -100
+Reduce = Callable[[torch.Tensor], torch.Tensor] | None   # sums a tensor over data-parallel ranks
 _NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
 
 
@@ -38,26 +41,31 @@ _compiled_loss_graph = torch.compile(_loss_graph)
 
 def dense_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                   attention_mask: torch.Tensor | None = None, modality: torch.Tensor | None = None,
-                  position_ids: torch.Tensor | None = None,
-                  compile: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+                  position_ids: torch.Tensor | None = None, compile: bool = True,
+                  reduce: Reduce = None) -> tuple[torch.Tensor, dict[str, float]]:
     """``masked_lm_loss``'s loss and per-modality parts, computed densely (and compiled unless told not to)."""
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: attention takes its plain causal path
     targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], IGNORE)
     graph = _compiled_loss_graph if compile else _loss_graph
     loss, per_token = graph(model, ids, targets, attention_mask, position_ids)  # packed rows: positions restart
-    parts = modality_means(per_token.detach(), modality[:, 1:], loss_mask[:, 1:]) if modality is not None else {}
+    parts = modality_means(per_token.detach(), modality[:, 1:], loss_mask[:, 1:], reduce) if modality is not None \
+        else {}
     return loss, parts
 
 
-def modality_means(per_token: torch.Tensor, target_modality: torch.Tensor,
-                   weights: torch.Tensor | None = None) -> dict[str, float]:
-    """Mean loss per target modality, read back from the device in one sync (not two per modality)."""
+def modality_means(per_token: torch.Tensor, target_modality: torch.Tensor, weights: torch.Tensor | None = None,
+                   reduce: Reduce = None) -> dict[str, float]:
+    """Mean loss per target modality, read back from the device in one sync (not two per modality). ``reduce``
+    sums the per-modality sums and counts over data-parallel ranks first: every rank then has the same means,
+    and the same modalities (a rank's slice may hold targets of fewer)."""
     per_token, target_modality = per_token.flatten(), target_modality.flatten()
     weights = torch.ones_like(per_token) if weights is None else weights.flatten().to(per_token.dtype)
     size = max(_NAME_OF) + 1
     sums = torch.zeros(size, device=per_token.device).index_add_(0, target_modality, per_token * weights)
     counts = torch.zeros(size, device=per_token.device).index_add_(0, target_modality, weights)
-    return {_NAME_OF[code]: total / count
-            for code, (total, count) in enumerate(torch.stack([sums, counts], dim=1).tolist())
+    both = torch.stack([sums, counts], dim=1)
+    if reduce is not None:
+        both = reduce(both)
+    return {_NAME_OF[code]: total / count for code, (total, count) in enumerate(both.tolist())
             if count and code in _NAME_OF}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
@@ -25,18 +26,20 @@ from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
 from unimodal.run_folder import LM_DIR, PRETRAINED_DIR, VOCAB_FILE, make_codec
-from unimodal.training.accelerator import quiet_lightning, trainer_kwargs
+from unimodal.training import distributed
+from unimodal.training.accelerator import quiet_lightning
 from unimodal.training.buckets import LengthBuckets
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
-from unimodal.training.lm_data import ResumableLoader, collate
+from unimodal.training.lm_data import ResumableLoader, collate, in_order
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
+from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
 from unimodal.vocab import Vocabulary
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    distributed.say(message)   # rank 0 only
 
 
 def pretrained_for_instruct(run_dir: Path) -> bool:
@@ -75,15 +78,22 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         raise ConfigError(f"stage=instruct asks questions with exact answers about synthetic scenes; "
                           f"data={cfg.data.name} has none: use data=synthetic")
     icfg = cfg.instruct
+    distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
     lm_dir, base_dir = run_dir / LM_DIR, run_dir / PRETRAINED_DIR
-    if not pretrained_for_instruct(run_dir):
-        shutil.copytree(lm_dir, base_dir.with_name(PRETRAINED_DIR + ".partial"), dirs_exist_ok=True)
-        base_dir.with_name(PRETRAINED_DIR + ".partial").rename(base_dir)
-    model = load_lm(base_dir, vocab)
-    frozen = freeze(model, list(icfg.freeze))
-    merged = None
-    if icfg.lora.enabled:
-        model, merged = add_lora(model, icfg.lora)
+    ranks = distributed.current()
+    with distributed.rank_zero_first():   # rank 0 keeps the pretrained model; the others then read it
+        if ranks.is_zero and not pretrained_for_instruct(run_dir):
+            shutil.copytree(lm_dir, base_dir.with_name(PRETRAINED_DIR + ".partial"), dirs_exist_ok=True)
+            base_dir.with_name(PRETRAINED_DIR + ".partial").rename(base_dir)
+
+    def tuned() -> tuple[Any, Any, list[str]]:
+        """The model to tune, the function that merges its LoRA adapters (None without), the frozen names."""
+        torch.manual_seed(int(cfg.seed))   # LoRA's initial weights: the same on every rank
+        loaded = load_lm(base_dir, vocab)
+        names = freeze(loaded, list(icfg.freeze))
+        return (*add_lora(loaded, icfg.lora), names) if icfg.lora.enabled else (loaded, None, names)
+
+    model, merged, frozen = tuned()
     trainable, total = trainable_count(model)
     _say(f"[instruct] tuning {'LoRA r=' + str(icfg.lora.r) if icfg.lora.enabled else 'all weights'}: "
          f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
@@ -107,8 +117,12 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                           0.0, seed=int(cfg.seed) + 1)
     pad = partial(collate, pad_id=vocab.pad_id)
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
-        train_set.length_of, len(train_set), batch, seed=int(cfg.seed)))
-    val_loader = DataLoader(val_set, batch_size=min(batch, len(val_set)), collate_fn=pad)
+        train_set.length_of, len(train_set), batch, seed=int(cfg.seed), num_replicas=ranks.world_size,
+        rank=ranks.rank))
+    val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=in_order(len(val_set), batch, ranks.world_size,
+                                                                             ranks.rank))
+    if ranks.world_size > 1:
+        torch.manual_seed(int(cfg.seed) + ranks.rank)   # dropout and other draws during training: per rank
 
     quiet_lightning()
     out_dir = run_dir / "instruct"
@@ -118,8 +132,10 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     # loaded, frozen or wrapped in LoRA instead of built fresh.
     log_every = int(cfg.lm.log_every_steps)
     resume = prepare_resume(out_dir, bool(cfg.resume), stage="instruct")  # before the CSV logger starts
+    accumulate = int(cfg.lm.get("accumulate_grad_batches", 1))
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
-                        val_check_interval=min(int(icfg.val_every_steps), steps), check_val_every_n_epoch=None,
+                        val_check_interval=min(int(icfg.val_every_steps), steps) * accumulate,  # in batches
+                        check_val_every_n_epoch=None,
                         limit_val_batches=8, num_sanity_val_steps=0,
                         callbacks=[RngState(), ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                                                                enable_version_counter=False,
@@ -129,14 +145,26 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                                              run_name=f"{run_dir.resolve().name}-instruct"),
                         log_every_n_steps=log_every,
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
-                        **trainer_kwargs(cfg.trainer, lm=True))
-    _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min")
+                        **lm_trainer_kwargs(cfg, model))
+    _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min; "
+         f"{global_batch_line(cfg, batch, 'conversations')}")
     started = time.perf_counter()
     trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
 
-    final = merged() if merged is not None else model
+    rebuilt: list[Any] = []   # under FSDP: a whole copy on rank 0, with its own merge
+
+    def build() -> Any:
+        copy, merge, _ = tuned()
+        rebuilt.append(merge)
+        return copy
+
+    whole = whole_model(trainer, model, build)   # FSDP: gathered from every rank's shards (all ranks take part)
+    if not ranks.is_zero:
+        return lm_dir
+    merged = rebuilt[-1] if rebuilt else merged
+    final = merged() if merged is not None else whole
     partial_dir = run_dir / "lm.partial"
     shutil.rmtree(partial_dir, ignore_errors=True)
     save_lm(final, partial_dir)

@@ -59,12 +59,32 @@ def length_groups(tasks: list[str]) -> list[list[int]]:
 
 
 class DataPosition:
-    """Epoch and batches handed out so far: the data position a checkpoint carries (TaskBatches and the
-    packed batches of ``lm.packing``). Subclasses keep ``epoch`` and ``handed_out`` and name in ``_shape``
-    what their order depends on."""
+    """Epoch and batches handed out so far: the data position a checkpoint carries (TaskBatches, the length
+    buckets of instruction tuning and the packed batches of ``lm.packing``). Subclasses keep ``epoch`` and
+    ``handed_out`` and name in ``_shape`` what their order depends on.
+
+    Under data parallelism every rank draws the same seeded *global* batches (``batch_size x num_replicas``
+    items) and keeps its own slice (``rank``): the slices of one step are disjoint, together they are the
+    whole global batch, every rank has as many batches as the others (no rank waits at a collective), and
+    one process with the same global batch trains on exactly the same items. The position counts global
+    batches, so it is the same on every rank, and a resume with another rank count but the same global
+    batch continues exactly.
+    """
 
     epoch: int
     handed_out: int
+    num_replicas: int = 1
+    rank: int = 0
+
+    def _set_ranks(self, num_replicas: int, rank: int) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} of {num_replicas} ranks: need 0 <= rank < num_replicas")
+        self.num_replicas, self.rank = num_replicas, rank
+
+    def _share(self, batch: list[Any]) -> list[Any]:
+        """This rank's slice of one global batch (equal slices, in rank order)."""
+        size = len(batch) // self.num_replicas
+        return batch[self.rank * size:(self.rank + 1) * size]
 
     def set_epoch(self, epoch: int) -> None:
         # Lightning's set_epoch reaches a loader's sampler, not its batch sampler, so a new pass after a
@@ -83,7 +103,8 @@ class DataPosition:
         changed = {key: (state[key], now) for key, now in self._shape().items() if key in state and state[key] != now}
         if changed:
             raise ConfigError(f"the checkpoint's data order differs from this run's ({changed}, saved -> now): "
-                              f"resume with the same seed, lm.batch_size, data and modality, or set resume=false")
+                              f"resume with the same seed, data, modality and global batch (lm.batch_size x "
+                              f"trainer.devices x trainer.num_nodes), or set resume=false")
         return int(state["epoch"]), int(state["batches"])
 
     def _shape(self) -> dict[str, int]:
@@ -99,16 +120,20 @@ class TaskBatches(DataPosition, Sampler[list[tuple[int, int, int]]]):
     a 6-token caption beside a 64-code image as mixed batches do. A group is drawn with the summed weight
     of its tasks. Samples are dealt from a fresh permutation each pass; an epoch holds
     ``len(samples) * len(tasks)`` items, as with a plain shuffled loader. ``shuffle=False`` gives a fixed
-    order of one-task batches, interleaving the tasks (validation).
+    order of one-task batches, interleaving the tasks (validation). ``batch_size`` is per rank; with
+    ``num_replicas`` ranks each global batch is dealt out in slices (``DataPosition``).
     """
 
     def __init__(self, num_samples: int, num_tasks: int, batch_size: int, weights: list[float] | None = None,
-                 seed: int = 0, shuffle: bool = True, groups: list[list[int]] | None = None) -> None:
+                 seed: int = 0, shuffle: bool = True, groups: list[list[int]] | None = None,
+                 num_replicas: int = 1, rank: int = 0) -> None:
         probs = np.asarray(weights if weights else [1.0] * num_tasks, dtype=np.float64)
         if len(probs) != num_tasks or (probs < 0).any() or probs.sum() <= 0:
             raise ValueError(f"task weights {list(probs)} do not fit {num_tasks} tasks")
-        if num_samples < 1 or batch_size < 1:
-            raise ValueError(f"need samples and a batch size, got {num_samples} samples, batch {batch_size}")
+        if num_samples < num_replicas or batch_size < 1:
+            raise ValueError(f"need a sample per rank and a batch size, got {num_samples} samples for "
+                             f"{num_replicas} ranks, batch {batch_size}")
+        self._set_ranks(num_replicas, rank)
         groups = [list(g) for g in (groups or [[t] for t in range(num_tasks)])]
         if sorted(t for g in groups for t in g) != list(range(num_tasks)):
             raise ValueError(f"task groups {groups} must hold every task index 0..{num_tasks - 1} once")
@@ -116,7 +141,8 @@ class TaskBatches(DataPosition, Sampler[list[tuple[int, int, int]]]):
         self.groups = [g for g in groups if self.probs[g].sum() > 0]
         self.group_probs = np.array([self.probs[g].sum() for g in self.groups])
         self.num_samples, self.num_tasks = num_samples, num_tasks
-        self.batch_size = min(batch_size, num_samples)
+        # The global batch: at most every sample once, in equal slices per rank.
+        self.batch_size = min(batch_size * num_replicas, num_samples) // num_replicas * num_replicas
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
         self.handed_out = 0           # batches of epoch ``self.epoch`` yielded so far
         self._skip: tuple[int, int] | None = None   # (epoch, batches) already trained on, set by a resume
@@ -141,7 +167,8 @@ class TaskBatches(DataPosition, Sampler[list[tuple[int, int, int]]]):
         if not self.shuffle:  # batch k: task k % T, the (k // T)-th block of samples
             for k in range(len(self)):
                 block, task = divmod(k, self.num_tasks)
-                yield [(s, task, s * self.num_tasks + task) for s in range(block * size, (block + 1) * size)]
+                samples = range(block * size, (block + 1) * size)
+                yield self._share([(s, task, s * self.num_tasks + task) for s in samples])
             return
         if self.handed_out >= len(self):  # the previous pass was complete: this one is the next epoch
             self.epoch, self.handed_out = self.epoch + 1, 0
@@ -162,7 +189,16 @@ class TaskBatches(DataPosition, Sampler[list[tuple[int, int, int]]]):
             if k < skip:
                 continue
             self.handed_out = k + 1
-            yield [(int(s), int(t), base + k * size + j) for j, (s, t) in enumerate(zip(chunk, tasks, strict=True))]
+            yield self._share([(int(s), int(t), base + k * size + j)
+                               for j, (s, t) in enumerate(zip(chunk, tasks, strict=True))])
+
+
+def in_order(count: int, batch_size: int, num_replicas: int = 1, rank: int = 0) -> list[list[int]]:
+    """Items ``0..count-1`` in order, in global batches of ``batch_size x num_replicas`` (whole ones only), this
+    rank's slice of each: a validation order every rank agrees on."""
+    size = min(batch_size, count // num_replicas)
+    step = size * num_replicas
+    return [list(range(start + rank * size, start + (rank + 1) * size)) for start in range(0, count - step + 1, step)]
 
 
 class ResumableLoader(DataLoader):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -10,14 +11,16 @@ import torch
 import torch.nn.functional as F
 
 from unimodal.model.lm import embed_ids
-from unimodal.training.dense_loss import dense_lm_loss, modality_means
+from unimodal.training.dense_loss import Reduce, dense_lm_loss, modality_means
 
 
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                    attention_mask: torch.Tensor | None = None,
                    modality: torch.Tensor | None = None,
-                   position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Next-token loss on positions where ``loss_mask`` marks the *target* token.
+                   position_ids: torch.Tensor | None = None,
+                   reduce: Reduce = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Next-token loss on positions where ``loss_mask`` marks the *target* token (the per-modality parts summed
+    over data-parallel ranks by ``reduce``, when given: ``dense_loss.modality_means``).
 
     Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
     no ``attention_mask``: transformers then keeps attention inside each document.
@@ -32,11 +35,20 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
     per_token = F.cross_entropy(logits.float(), ids[:, 1:][mask], reduction="none")
-    loss = per_token.mean() if per_token.numel() else hidden.sum() * 0.0
+    # No target (a data-parallel rank whose rows are all padding): still a graph through every parameter, so
+    # that DDP's gradient reduction finds each one.
+    loss = per_token.mean() if per_token.numel() else model.lm_head(hidden[:, :1]).sum() * 0.0
     parts: dict[str, float] = {}
     if modality is not None:
-        parts = modality_means(per_token.detach(), modality[:, 1:][mask])
+        parts = modality_means(per_token.detach(), modality[:, 1:][mask], reduce=reduce)
     return loss, parts
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name without the FSDP and activation-checkpointing wrappers' prefixes."""
+    for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module."):
+        name = name.replace(wrapper, "")
+    return name
 
 
 class LMModule(L.LightningModule):
@@ -45,18 +57,32 @@ class LMModule(L.LightningModule):
         self.model = model
         self.train_cfg = train_cfg
         self.compile_step = compile  # trainer.compile: the step as one compiled graph (dense_loss.py)
+        # Decided on the plain model: under FSDP the parameters seen in configure_optimizers are flat shards.
+        self.no_decay = {name for name, param in model.named_parameters() if param.ndim < 2 or "norm" in name}
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
+        ranks = self.trainer.world_size if self._trainer is not None else 1
+        summed = partial(self.trainer.strategy.reduce, reduce_op="sum") if ranks > 1 else None
         loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
-                              batch["modality"], batch.get("position_ids"))
+                              batch["modality"], batch.get("position_ids"), reduce=summed)
+        if ranks > 1:
+            loss = self._global_token_mean(loss, batch["loss_mask"], ranks)
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
-                 on_epoch=stage != "train")
-        for name, value in parts.items():
+                 on_epoch=stage != "train", sync_dist=ranks > 1)
+        for name, value in parts.items():   # global already: the same keys and values on every rank
             self.log(f"{stage}/loss_{name}", value, batch_size=size, on_step=stage == "train",
                      on_epoch=stage != "train")
         return loss
+
+    def _global_token_mean(self, loss: torch.Tensor, loss_mask: torch.Tensor, ranks: int) -> torch.Tensor:
+        """This rank's share of the mean over every rank's targets. DDP and FSDP average gradients over ranks,
+        whose slices hold different numbers of targets (a caption beside an image); scaled so, the averaged
+        gradient (and the logged mean) is that of one process over the whole global batch."""
+        targets = loss_mask[:, 1:].sum().to(torch.float32)
+        total = self.trainer.strategy.reduce(targets.clone(), reduce_op="sum")
+        return loss * (targets * ranks / total.clamp(min=1)).to(loss.dtype)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -68,7 +94,11 @@ class LMModule(L.LightningModule):
         # Clipped here rather than by Trainer(gradient_clip_val): Lightning refuses that with a fused
         # optimizer under mixed precision, and bf16 has no loss scale to undo first.
         if self.train_cfg.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.train_cfg.grad_clip))
+            wrapped = self.trainer.model if self._trainer is not None else None
+            if hasattr(wrapped, "clip_grad_norm_"):  # FSDP: the norm over every rank's shards
+                norm = wrapped.clip_grad_norm_(float(self.train_cfg.grad_clip))
+            else:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.train_cfg.grad_clip))
             self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def configure_optimizers(self) -> Any:
@@ -76,7 +106,7 @@ class LMModule(L.LightningModule):
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
             if param.requires_grad:
-                (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
+                (no_decay if plain_name(name) in self.no_decay else decay).append(param)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=cfg.lr, betas=(0.9, 0.95), fused=True)

@@ -17,17 +17,21 @@ from torch.utils.data import DataLoader
 from unimodal.data.mixture import task_weights
 from unimodal.model.lm import build_lm, count_parameters, save_lm
 from unimodal.run_folder import LM_DIR, VOCAB_FILE, make_codec
-from unimodal.training.accelerator import quiet_lightning, trainer_kwargs
+from unimodal.training import distributed
+from unimodal.training.accelerator import quiet_lightning
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
+from unimodal.training.distributed import say
 from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
+from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
 from unimodal.vocab import Vocabulary
 
 
 def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
            run_dir: Path) -> Path:
+    distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
     codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
@@ -35,21 +39,30 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
     pad = partial(collate, pad_id=vocab.pad_id)
-    batch = int(cfg.lm.batch_size)
+    batch = int(cfg.lm.batch_size)   # per device: every global batch is dealt across the ranks
+    ranks = distributed.current()
+    deal = {"num_replicas": ranks.world_size, "rank": ranks.rank}
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=TaskBatches(
-        len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks)))
+        len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks), **deal))
     if cfg.lm.packing:  # several documents per row instead (validation stays padded: comparable losses)
         from unimodal.training.packing import packed_loader
-        train_loader = packed_loader(train_set, batch, weights, int(cfg.seed))
+        train_loader = packed_loader(train_set, batch, weights, int(cfg.seed), **deal)
     val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=TaskBatches(
-        len(sets["val"]), len(tasks), batch, shuffle=False))
+        len(sets["val"]), len(tasks), batch, shuffle=False, **deal))
     from unimodal.model.extend import ALIGN_STAGE, build_aligned_lm, merge_new_rows
     aligning = cfg.stage.name == ALIGN_STAGE  # a pretrained LM, frozen but for the rows of our new tokens
-    # Initial weights from the seed alone, not from how many draws stage 0 made in this process.
-    torch.manual_seed(int(cfg.seed))
-    model = build_aligned_lm(cfg.model, vocab, int(cfg.seed)) if aligning else build_lm(cfg.model, vocab)
-    print(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "
-          f"{vocab.size} ids, tasks {tasks}", flush=True)
+
+    def build() -> torch.nn.Module:
+        # Initial weights from the seed alone (not from how many draws stage 0 made): the same on every rank.
+        torch.manual_seed(int(cfg.seed))
+        return build_aligned_lm(cfg.model, vocab, int(cfg.seed)) if aligning else build_lm(cfg.model, vocab)
+
+    model = build()
+    if ranks.world_size > 1:
+        torch.manual_seed(int(cfg.seed) + ranks.rank)   # dropout and other draws during training: per rank
+    say(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "
+        f"{vocab.size} ids, tasks {tasks}")
+    say(f"[stage 1] {global_batch_line(cfg, batch, 'rows' if cfg.lm.packing else 'sequences')}")
     module = LMModule(model, cfg.lm, compile=bool(cfg.trainer.compile))
     quiet_lightning()
     ckpt_dir = run_dir / "checkpoints"
@@ -58,29 +71,32 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
                                  every_n_train_steps=int(cfg.lm.checkpoint_every_steps))
     resume = prepare_resume(run_dir, bool(cfg.resume))
     steps = int(cfg.lm.max_steps)
+    accumulate = int(cfg.lm.get("accumulate_grad_batches", 1))
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(cfg.lm.max_minutes)},
-                        val_check_interval=min(int(cfg.lm.val_every_steps), steps),
+                        val_check_interval=min(int(cfg.lm.val_every_steps), steps) * accumulate,  # in batches
                         check_val_every_n_epoch=None, limit_val_batches=8, num_sanity_val_steps=0,
                         callbacks=[RngState(), checkpoint], plugins=[SafetensorsCheckpointIO()],
                         logger=build_loggers(list(cfg.loggers), run_dir, int(cfg.lm.log_every_steps), cfg.wandb),
                         log_every_n_steps=int(cfg.lm.log_every_steps),
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
-                        **trainer_kwargs(cfg.trainer, lm=True))
+                        **lm_trainer_kwargs(cfg, model))
     started = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
     out = run_dir / LM_DIR
-    save_lm(merge_new_rows(model), out)  # align: the new rows merged back into one plain HF model
-    vocab.save(out / VOCAB_FILE)  # the checkpoint names the vocabulary it was trained on
-    summary_file = run_dir / "train_summary.json"
-    # A resumed run that had already reached max_steps trains nothing and logs nothing: keep its last metrics.
-    previous = json.loads(summary_file.read_text()) if resume and summary_file.is_file() else {}
-    summary = {**previous, "steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
-               **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-    summary_file.write_text(json.dumps(summary, indent=2))
-    write_run_metrics(run_dir)
-    print(f"[stage 1] {summary['steps']} steps in {seconds:.0f}s; " +
-          ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k), flush=True)
+    whole = whole_model(trainer, model, build)   # FSDP: gathered from every rank's shards (all ranks take part)
+    if ranks.is_zero:
+        save_lm(merge_new_rows(whole), out)  # align: the new rows merged back into one plain HF model
+        vocab.save(out / VOCAB_FILE)  # the checkpoint names the vocabulary it was trained on
+        summary_file = run_dir / "train_summary.json"
+        # A resumed run that had already reached max_steps trains nothing and logs nothing: keep its last metrics.
+        previous = json.loads(summary_file.read_text()) if resume and summary_file.is_file() else {}
+        summary = {**previous, "steps": int(trainer.global_step), "train_seconds": round(seconds, 1),
+                   **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+        summary_file.write_text(json.dumps(summary, indent=2))
+        write_run_metrics(run_dir)
+        say(f"[stage 1] {summary['steps']} steps in {seconds:.0f}s; " +
+            ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k))
+    distributed.barrier()   # the export is complete before any rank goes on (instruct reads it)
     return out
-

@@ -76,17 +76,22 @@ def pack(items: list[Item], lengths: Callable[[Item], int], rows: int, capacity:
 
 class PackedBatches(DataPosition, Sampler[list[tuple[int, int, int, int]]]):
     """One epoch's packed batches, planned whole at its start (so ``len`` is exact) and the same every
-    time for the same ``seed`` and epoch."""
+    time for the same ``seed`` and epoch. ``rows`` is per rank: with ``num_replicas`` ranks a global batch
+    of ``rows x num_replicas`` rows is planned and each rank takes its own rows, numbered from 0 (a rank
+    whose rows stayed empty at the end of an epoch gets an empty batch, which collates to one padding row)."""
 
     def __init__(self, lengths: Callable[[Item], int], num_samples: int, num_tasks: int, rows: int,
                  context_length: int, weights: list[float] | None = None, seed: int = 0,
-                 patience: int | None = None) -> None:
+                 patience: int | None = None, num_replicas: int = 1, rank: int = 0) -> None:
         probs = np.asarray(weights if weights else [1.0] * num_tasks, dtype=np.float64)
         if len(probs) != num_tasks or (probs < 0).any() or probs.sum() <= 0:
             raise ValueError(f"task weights {list(probs)} do not fit {num_tasks} tasks")
         if num_samples < 1 or rows < 1:
             raise ValueError(f"need samples and rows, got {num_samples} samples, {rows} rows")
+        self._set_ranks(num_replicas, rank)
         self.lengths, self.probs = lengths, probs / probs.sum()
+        self.rows_per_rank = rows
+        rows *= num_replicas  # the global batch's rows
         self.num_samples, self.num_tasks, self.rows, self.capacity = num_samples, num_tasks, rows, context_length
         self.seed, self.epoch, self.patience = seed, 0, patience or rows
         self.handed_out = 0  # batches of epoch ``self.epoch`` yielded so far (the data position for resume)
@@ -118,9 +123,10 @@ class PackedBatches(DataPosition, Sampler[list[tuple[int, int, int, int]]]):
     def __iter__(self):
         if self.handed_out >= len(self.plan(self.epoch)):  # the previous pass was complete: the next epoch
             self.epoch, self.handed_out = self.epoch + 1, 0
+        low = self.rank * self.rows_per_rank
         for batch in self.plan(self.epoch)[self.handed_out:]:
             self.handed_out += 1
-            yield batch
+            yield [(s, t, d, row - low) for s, t, d, row in batch if low <= row < low + self.rows_per_rank]
 
 
 class RowTagged(Dataset):
@@ -136,13 +142,15 @@ class RowTagged(Dataset):
         return dict(self.dataset[key[:3]], row=key[3])
 
 
-def collate_packed(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_packed(batch: list[dict[str, Any]], pad_id: int, rows: int | None = None) -> dict[str, torch.Tensor]:
     """Items tagged with rows -> ``ids``, ``loss_mask``, ``position_ids``, ``modality`` of ``[rows, L]`` (L: the
-    longest row), ``task`` per item and ``documents`` per row; no ``attention_mask`` (see the module doc)."""
-    rows: list[list[dict[str, Any]]] = [[] for _ in range(max(item["row"] for item in batch) + 1)]
+    longest row), ``task`` per item and ``documents`` per row; no ``attention_mask`` (see the module doc).
+    ``rows`` (default: up to the last row used) keeps empty rows: all padding, never a target."""
+    count = rows or max((item["row"] + 1 for item in batch), default=1)
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(count)]
     for item in batch:
         rows[item["row"]].append(item)
-    length = max(sum(len(item["ids"]) for item in row) for row in rows)
+    length = max(2, max(sum(len(item["ids"]) for item in row) for row in rows))  # an empty batch: a padding row
     ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     loss_mask = torch.zeros((len(rows), length), dtype=torch.bool)
     positions = torch.zeros((len(rows), length), dtype=torch.long)
@@ -159,7 +167,7 @@ def collate_packed(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.
             cursor += n
         positions[r, cursor:] = torch.arange(length - cursor)  # padding: a run of its own
     return {"ids": ids, "loss_mask": loss_mask, "position_ids": positions, "modality": modality,
-            "task": torch.stack([item["task"] for item in batch]),
+            "task": torch.stack([item["task"] for item in batch]) if batch else torch.zeros(0, dtype=torch.long),
             "documents": torch.tensor([len(row) for row in rows])}
 
 
@@ -172,10 +180,11 @@ def check_packing_supported() -> None:
                           "or set lm.packing=false")
 
 
-def packed_loader(dataset: TaskDataset, rows: int, weights: list[float] | None, seed: int) -> DataLoader:
-    """The training loader of ``lm.packing=true`` over a TaskDataset (``rows``: lm.batch_size)."""
+def packed_loader(dataset: TaskDataset, rows: int, weights: list[float] | None, seed: int,
+                  num_replicas: int = 1, rank: int = 0) -> DataLoader:
+    """The training loader of ``lm.packing=true`` over a TaskDataset (``rows``: lm.batch_size, per rank)."""
     check_packing_supported()
     sampler = PackedBatches(ItemLengths(dataset), len(dataset.tokens), len(dataset.tasks), rows,
-                            dataset.context_length, weights, seed)
+                            dataset.context_length, weights, seed, num_replicas=num_replicas, rank=rank)
     return ResumableLoader(RowTagged(dataset), batch_sampler=sampler,
-                      collate_fn=partial(collate_packed, pad_id=dataset.codec.vocab.pad_id))
+                           collate_fn=partial(collate_packed, pad_id=dataset.codec.vocab.pad_id, rows=rows))

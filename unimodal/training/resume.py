@@ -19,9 +19,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from unimodal.errors import UnimodalError
 from unimodal.training.checkpoint_io import read_meta, recover_checkpoint
+from unimodal.training.distributed import current, rank_zero_first
 
 try:
     import fcntl
@@ -70,15 +72,20 @@ class RngState(L.Callback):
     Dropout, and anything else that draws from the global generators during training, then continues
     with the draws an uninterrupted run would have made. Lightning saves no RNG state in a checkpoint; here
     every state is a tensor or plain Python values, which the safetensors + JSON checkpoint holds as is.
+
+    Under data parallelism each rank draws from its own torch generators (dropout): every rank's torch and CUDA
+    states are gathered into the checkpoint by rank (``rank_torch``, ``rank_cuda``; tensors, not pickles) and each
+    rank gets its own back. numpy's and Python's are rank 0's: training draws nothing from them.
     """
 
     def state_dict(self) -> dict[str, Any]:
-        name, keys, pos, has_gauss, gauss = np.random.get_state()
-        version, words, python_gauss = random.getstate()
-        return {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-                "python": [version, list(words), python_gauss]}
+        state = _rng_states()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # All ranks save a checkpoint together (rank 0 writes it): gather theirs.
+            state["rank_torch"] = _gather(torch.get_rng_state())
+            if torch.cuda.is_available():
+                state["rank_cuda"] = _gather(torch.cuda.get_rng_state())
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "torch" not in state_dict:
@@ -90,15 +97,44 @@ class RngState(L.Callback):
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         version, words, python_gauss = state_dict["python"]
         random.setstate((version, tuple(words), python_gauss))
+        ranks = state_dict.get("rank_torch")
+        if ranks and dist.is_available() and dist.is_initialized() and len(ranks) == dist.get_world_size():
+            torch.set_rng_state(ranks[dist.get_rank()])
+            if state_dict.get("rank_cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state(state_dict["rank_cuda"][dist.get_rank()])
+
+
+def _gather(state: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``state`` (a byte tensor of one size on every rank), in rank order."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else state.device
+    mine = state.to(device)
+    every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    return [tensor.cpu() for tensor in every]
+
+
+def _rng_states() -> dict[str, Any]:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, words, python_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, list(words), python_gauss]}
 
 
 def prepare_resume(run_dir: Path, resume: bool, stage: str = "stage 1") -> Path | None:
-    """The checkpoint to resume from (``<run_dir>/checkpoints/last.ckpt``), with the logs made ready for it."""
-    last = checkpoint_to_resume(run_dir / "checkpoints", resume)
-    if last is not None:
-        step = checkpoint_step(last)
-        keep_history(run_dir / "logs", step)
-        print(f"[{stage}] resuming from {last} at step {step}", flush=True)
+    """The checkpoint to resume from (``<run_dir>/checkpoints/last.ckpt``), with the logs made ready for it.
+    Rank 0 cleans up and moves log rows; the other ranks then only find the checkpoint."""
+    last = None
+    with rank_zero_first():
+        if current().is_zero:
+            last = checkpoint_to_resume(run_dir / "checkpoints", resume)
+            if last is not None:
+                step = checkpoint_step(last)
+                keep_history(run_dir / "logs", step)
+                print(f"[{stage}] resuming from {last} at step {step}", flush=True)
+        elif resume and (run_dir / "checkpoints" / "last.ckpt").exists():
+            last = run_dir / "checkpoints" / "last.ckpt"
     return last
 
 

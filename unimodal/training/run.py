@@ -4,9 +4,10 @@ instruction tuning; what ``scripts/train.py`` and ``scripts/make_shards.py`` run
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
-from datetime import datetime
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,18 @@ from unimodal.tokenizers.base import (
     load_tokenizer,
     registered_kind,
 )
+from unimodal.training import distributed
 from unimodal.training.accelerator import trainer_kwargs
+from unimodal.training.launch import run_dir_for
 from unimodal.training.shards_run import prepare_shards
+from unimodal.vocab import Vocabulary
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
 VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    distributed.say(message)   # rank 0 only
 
 
 # --- tokenizers --------------------------------------------------------------------------
@@ -130,11 +134,21 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             tokenizer.cpu().eval()
         metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
         metrics["data"] = str(cfg.data.name)  # scripts/evaluate.py measures on this data by default
-        tmp = folder.with_name(folder.name + ".partial")
+        # Complete folders only (a killed run leaves a .partial, never a fake tokenizer), and one per process: jobs
+        # of a parallel sweep may train the same tokenizer at once; the first to finish keeps the folder.
+        tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         save_tokenizer(tokenizer, tmp, metrics, None if held_out is None else card_examples(tokenizer, held_out))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
+        if (folder / "config.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tokenizer = load_tokenizer(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)   # an incomplete one
+            try:
+                tmp.rename(folder)
+            except OSError:   # another job's complete folder got there between the check and the rename
+                shutil.rmtree(tmp, ignore_errors=True)
+                tokenizer = load_tokenizer(folder)
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
         result[modality] = (tokenizer, folder)
@@ -159,14 +173,16 @@ def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dic
 
 # --- the run -----------------------------------------------------------------------------
 def resolve_run_dir(cfg: DictConfig) -> Path:
-    if cfg.run_dir:
-        return Path(cfg.run_dir)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.paths.runs_dir) / f"{cfg.modality.name}-{stamp}"
+    return run_dir_for(cfg)
 
 
 def train(cfg: DictConfig) -> Path | None:
-    """Run the stages that ``cfg.stage`` selects; return the run directory (None for stage 0 only)."""
+    """Run the stages that ``cfg.stage`` selects; return the run directory (None for stage 0 only).
+
+    With several devices or nodes (``trainer.devices``, ``trainer.num_nodes``) every rank runs this: rank 0 makes
+    the tokenizers, the token shards and every file of the run folder; the others wait for it, read what it
+    made, and train with it (``training/distributed.py``).
+    """
     torch.manual_seed(cfg.seed)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -178,8 +194,13 @@ def train(cfg: DictConfig) -> Path | None:
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
                           f"(it follows data.channels)")
-    samples = load_samples(cfg.data, ("train", "val"))
-    prepared = prepare_tokenizers(cfg, samples, media)
+    if cfg.stage.train_lm:  # the LM stages may train on many ranks: start or join them now, before stage 0
+        cfg = distributed.start(cfg)
+    zero = distributed.current().is_zero
+    splits = ("train", "val")
+    with distributed.rank_zero_first():  # stage 0 once; the other ranks then reuse the exported tokenizers
+        samples = load_samples(cfg.data, splits) if zero else dict.fromkeys(splits)
+        prepared = prepare_tokenizers(cfg, samples, media)
     tokenizers = {m: tok for m, (tok, _) in prepared.items()}
     if not cfg.stage.train_lm:
         _say("[stage 0] done: tokenizers are in " + str(Path(cfg.paths.tokenizers_dir).resolve()))
@@ -187,26 +208,17 @@ def train(cfg: DictConfig) -> Path | None:
 
     vocab = build_vocab(tokenizers)
     run_dir = resolve_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
     from unimodal.training.resume import run_lock
-    with run_lock(run_dir):  # one training process per run folder
+    with run_lock(run_dir) if zero else nullcontext():  # one training run per folder (held by rank 0)
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg.data)
-        info = {
-            "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
-            "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
-            "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, tok in tokenizers.items()},
-        }
-        check_resumable(run_dir, info)
-        for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
-            target = run_dir / TOKENIZERS_DIR / modality
-            if not (target / "config.json").is_file():
-                shutil.copytree(folder, target, dirs_exist_ok=True)
-        vocab.save(run_dir / VOCAB_FILE)
-        OmegaConf.save(cfg, run_dir / CONFIG_FILE)
-        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+        if zero:
+            write_run_files(cfg, run_dir, vocab, prepared, shapes)
 
-        sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
+        with distributed.rank_zero_first():  # shards written once; the other ranks then read them
+            sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
         from unimodal.training.lm_trainer import fit_lm
@@ -214,6 +226,9 @@ def train(cfg: DictConfig) -> Path | None:
             fit_lm(cfg, vocab, shapes, sets, run_dir)
         if cfg.stage.train_instruct:
             fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
+    distributed.finish()
+    if not zero:
+        return run_dir
     prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
     first = "video" if media == ["video"] else "image"
     prompt = "a red circle moves left" if first == "video" and cfg.data.name == "synthetic" else prompt
@@ -230,6 +245,24 @@ def train(cfg: DictConfig) -> Path | None:
     for source in media:
         _say(f"  python scripts/generate.py run={run_dir} {source}=<file> output=text")
     return run_dir
+
+
+def write_run_files(cfg: DictConfig, run_dir: Path, vocab: Vocabulary,
+                    prepared: dict[str, tuple[ModalityTokenizer, Path]], shapes: dict[str, Any]) -> None:
+    """run.json, config.yaml, vocab.json and a copy of the tokenizers: the run folder describes itself."""
+    info = {
+        "modality": cfg.modality.name, "media": list(cfg.modality.media), "tasks": list(cfg.modality.tasks),
+        "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
+        "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, (tok, _) in prepared.items()},
+    }
+    check_resumable(run_dir, info)
+    for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
+        target = run_dir / TOKENIZERS_DIR / modality
+        if not (target / "config.json").is_file():
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+    vocab.save(run_dir / VOCAB_FILE)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE)
+    (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
 
 def shards_for_splits(cfg: DictConfig, splits: tuple[str, ...]) -> dict[str, TokenShard]:
