@@ -6,7 +6,9 @@ Each line of ``<data.path>/metadata.jsonl`` is ``{"file_name": "cats/01.png", "t
 relative to the folder. Every image is fully decoded (PIL ``load()``, not just ``open()``), so a truncated,
 empty or non-image file is caught here, skipped, and named in one log line; it never reaches a model.
 Images are made RGB (transparency composited on white), centre-cropped to a square and resized to
-``data.image_size``. A malformed metadata line is an error naming the file and line.
+``data.image_size``; with AnyRes on (``tokenizer.image.anyres.max_tiles``, which ``data.anyres`` follows) each
+keeps its aspect ratio instead, scaled to fit its tile grid. A malformed metadata line is an error naming the file
+and line.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 
 from unimodal.data.audio_folder import is_audio_folder, load_audio_folder
 from unimodal.data.audio_sets import AudioTextSet
-from unimodal.data.images import ImageTextSet, hash_splits, skipped_line
+from unimodal.data.images import ImageTextSet, hash_splits, images_to_channels, skipped_line
 from unimodal.errors import ConfigError, DataError
-from unimodal.media import to_channels, try_read_image
+from unimodal.media import try_read_image
+from unimodal.tokenizers.anyres_settings import AnyResSettings
 
 METADATA = "metadata.jsonl"
 EXAMPLE_LINE = '{"file_name": "a.png", "text": "a caption"}'
@@ -73,10 +76,12 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
     if is_audio_folder(entries):
         return load_audio_folder(root, entries, data_cfg, splits)
     size = int(data_cfg.image_size)
+    anyres = AnyResSettings.from_config(data_cfg.get("anyres"))
+    kept_size = None if anyres is None else (lambda height, width: anyres.kept_size(height, width, size))
     images, kept, skipped, seen = [], [], [], {}
     for name, text in tqdm(entries, desc="read images", unit="file", disable=None):
         if name not in seen:
-            seen[name] = try_read_image(root / name, size)
+            seen[name] = try_read_image(root / name, size, kept_size)
         image, reason = seen[name]
         if image is None:
             if reason and (name, reason) not in skipped:
@@ -88,7 +93,8 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
         print(skipped_line("unreadable files", root, skipped), flush=True)
     if not kept:
         raise DataError(f"{root / METADATA}: none of its {len(entries)} files is a readable image")
-    everything = ImageTextSet(to_channels(np.stack(images), int(data_cfg.channels)), [t for _, t in kept],
+    images = images if anyres is not None else np.stack(images)
+    everything = ImageTextSet(images_to_channels(images, int(data_cfg.channels)), [t for _, t in kept],
                               names=[n for n, _ in kept])
     return hash_splits(everything, data_cfg, splits, "folder", "a folder needs at least 3 readable images")
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from unimodal.data.shards import META, TokenShard, write_shard
 from unimodal.data.sources import Samples, data_fingerprint
+from unimodal.tokenizers.anyres_settings import AnyResEncoder, AnyResSettings
 from unimodal.tokenizers.base import hash_json
 from unimodal.vocab import Vocabulary
 
@@ -30,7 +31,11 @@ def shard_root(cfg: DictConfig, expect: dict[str, Any]) -> Path:
 def prepare_shards(cfg: DictConfig, samples: dict[str, Samples], tokenizers: dict[str, Any],
                    vocab: Vocabulary, say: Any = print) -> dict[str, TokenShard]:
     """Each split's shard: reused when complete and built with these tokenizers and data, else written.
-    ``tokenizers`` maps modality -> tokenizer for text and every medium the run uses."""
+    ``tokenizers`` maps modality -> tokenizer for text and every medium the run uses. With AnyRes on, images are
+    stored as their thumbnail and tiles (the data fingerprint covers the settings)."""
+    anyres = AnyResSettings.from_config(cfg.data.get("anyres"))   # tokenizer.image.anyres, as the data follows it
+    if anyres is not None and "image" in tokenizers:
+        tokenizers = {**tokenizers, "image": AnyResEncoder(tokenizers["image"], anyres)}
     expect = shard_expectations(cfg, tokenizers)
     root = shard_root(cfg, expect)
     shards = {}
