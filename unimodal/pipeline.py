@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,7 +12,14 @@ import numpy as np
 import torch
 
 from unimodal.errors import UnimodalError
-from unimodal.media import fit_clip, images_to_tensor, tensor_to_images, tensor_to_videos, to_channels, videos_to_tensor
+from unimodal.media import (
+    fit_clip,
+    images_to_tensor,
+    tensor_to_images,
+    tensor_to_videos,
+    to_channels,
+    videos_to_tensor,
+)
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
 from unimodal.sequence import Segment, SequenceCodec
@@ -121,7 +129,8 @@ class Pipeline:
         run has AnyRes, else scaled into the tokenizer's square and padded centred (black, as AnyRes pads), never
         stretched."""
         tokenizer = self._tokenizer("image")
-        array = to_channels(np.asarray(image, dtype=np.uint8)[None], int(getattr(tokenizer, "channels", 3)))
+        array = np.asarray(image, dtype=np.uint8)[None]
+        array = to_channels(array[..., :3] if array.shape[-1] == 4 else array, int(getattr(tokenizer, "channels", 3)))
         picture = images_to_tensor(array)[0]    # [C, H, W] in [0, 1]
         settings = self.codec.anyres_settings
         if settings is not None:
@@ -133,8 +142,6 @@ class Pipeline:
     def at_image_size(self, size: tuple[int, int] | None) -> Pipeline:
         """A view of this pipeline whose generated images are all ``size`` = (height, width): with AnyRes, the
         tile grid that size asks for, which the constrained decoder holds to, decoded at exactly that size."""
-        import copy
-
         view = copy.copy(self)
         view.codec, view.image_size = self.codec_for(size), None if size is None else (int(size[0]), int(size[1]))
         return view
