@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
     samples = load_samples(cfg.data, ("train",))["train"]
     text = TextTokenizer.train(samples.captions, **tokenizer_options("text", cfg.tokenizer.text))
     tokenizers = {"text": text, **{m: build_tokenizer(m, cfg.tokenizer[m]) for m in cfg.modality.media}}
-    vocab, shapes = build_vocab(tokenizers), media_shapes(tokenizers, cfg.data)
+    vocab, shapes = build_vocab(tokenizers), media_shapes(tokenizers, cfg)
     rng = np.random.default_rng(0)
     count = len(samples)
     media = {"image": rng.integers(0, tokenizers["image"].codebook_size, (count, *shapes["image_grid"])),

@@ -24,9 +24,15 @@ def pipe():
     return tiny_pipeline()
 
 
-def _codec(pipe, layout: str, anyres: bool, frames: int = AUDIO_FRAMES) -> SequenceCodec:
+@pytest.fixture(scope="module")
+def rvq_pipe():
+    """The same with a 2-level rvq image tokenizer: two codes per image cell, each level its own id range."""
+    return tiny_pipeline(image_levels=2)
+
+
+def _codec(pipe, layout: str, anyres: bool, frames: int = AUDIO_FRAMES, image_layout: str = "flat") -> SequenceCodec:
     return SequenceCodec(pipe.vocab, image_grid=(4, 4), audio_frames=frames, audio_layout=layout,
-                         image_anyres_max_tiles=4 if anyres else None)
+                         image_anyres_max_tiles=4 if anyres else None, image_layout=image_layout)
 
 
 def _random_prompt(pipe, rng: np.random.Generator) -> list:
@@ -56,21 +62,29 @@ def _random_sampling(rng: np.random.Generator, budget: int) -> SamplingConfig:
                           min_text_tokens=int(rng.integers(0, 3)))
 
 
-def test_200_random_generations_all_decode_with_exact_shapes(pipe):
-    """25 batches of 8: random direction (prompt media), outputs, audio layout, AnyRes on or off, sampling
-    settings, budget, seed, chat or plain prompt. Every answer decodes; every media span is whole and exact."""
+def test_200_random_generations_all_decode_with_exact_shapes(pipe, rvq_pipe):
+    """25 batches of 8: random direction (prompt media), outputs, audio layout, image tokenizer (one code per cell,
+    or two rvq levels in a random layout), AnyRes on or off (and sometimes a requested size: a fixed tile grid),
+    sampling settings, budget, seed, chat or plain prompt. Every answer decodes; every media span is whole and
+    exact."""
     rng = np.random.default_rng(0)
-    hop, count, anyres_tiles = pipe.tokenizers["audio"].hop_length, 0, 0
+    count, anyres_tiles, rvq_images, rvq_tiles, sized = 0, 0, 0, 0, 0
     for trial in range(25):
-        pipe.codec = _codec(pipe, LAYOUTS[trial % 3], anyres=trial % 4 == 3)
+        run = rvq_pipe if trial % 2 else pipe
+        levels = run.vocab.ranges["image"].num_codebooks
+        hop = run.tokenizers["audio"].hop_length
+        run.codec = _codec(run, LAYOUTS[trial % 3], anyres=trial % 4 >= 2, image_layout=LAYOUTS[trial // 2 % 3])
+        size = [(16, 32), (32, 16), (20, 20)][trial % 3] if trial % 8 >= 6 else None   # AnyRes: fsq and rvq
+        view = run.at_image_size(size)
         outputs = OUTPUTS[trial % len(OUTPUTS)]
         media = [m for m in outputs if m != "text"]
-        shortest = 1 + sum(len(pipe.codec.span_plan(m)) + 2 for m in media)
-        budget = int(rng.integers(max(1, shortest - 8), shortest + 40))
+        shortest = 1 + sum(len(view.codec.span_plan(m)) + 2 for m in media)
+        room = 100 if view.codec.anyres and not size else 40   # free AnyRes grids: room for some tiles
+        budget = int(rng.integers(max(1, shortest - 8), shortest + room))
         sampling = _random_sampling(rng, budget)
-        prompts = [_random_prompt(pipe, rng) for _ in range(4)]
-        results = pipe.generate_batch(prompts, outputs, num_samples=2, seed=trial, sampling=sampling,
-                                      chat=bool(trial % 2))
+        prompts = [_random_prompt(run, rng) for _ in range(4)]
+        results = run.generate_batch(prompts, outputs, num_samples=2, seed=trial, sampling=sampling,
+                                     chat=bool(trial % 2), image_size=size)
         assert len(results) == 8
         for result in results:
             count += 1
@@ -83,16 +97,24 @@ def test_200_random_generations_all_decode_with_exact_shapes(pipe):
                 if part.modality == "image":
                     tiled = isinstance(part.codes, AnyResImage)  # a bare thumbnail decodes as a square image
                     rows, cols = part.codes.grid if tiled else (1, 1)
-                    assert part.value.shape == (16 * rows, 16 * cols, 3) and part.value.dtype == np.uint8
-                    assert np.asarray(part.codes.thumbnail if tiled else part.codes).shape == (4, 4)
+                    wanted = (*size, 3) if size else (16 * rows, 16 * cols, 3)
+                    assert part.value.shape == wanted and part.value.dtype == np.uint8
+                    cell = (4, 4) if levels == 1 else (4, 4, levels)
+                    assert np.asarray(part.codes.thumbnail if tiled else part.codes).shape == cell
+                    if size:   # the grid the requested size asks for, held by the decoder
+                        assert part.codes.grid == run.codec.anyres_settings.grid_for(*size, 16)
                     anyres_tiles += rows * cols if tiled else 0
+                    rvq_images += levels > 1
+                    rvq_tiles += rows * cols if tiled and levels > 1 and not size else 0
+                    sized += size is not None
                 elif part.modality == "audio":
                     assert np.asarray(part.codes).shape == (2, AUDIO_FRAMES)
                     assert part.value.shape == (AUDIO_FRAMES * hop,) and np.isfinite(part.value).all()
                 else:
-                    assert isinstance(part.value, str) and (part.ids < pipe.vocab.text_size).all()
-    assert count == 200 and anyres_tiles > 0
-    pipe.codec = _codec(pipe, "flat", anyres=False)
+                    assert isinstance(part.value, str) and (part.ids < run.vocab.text_size).all()
+    assert count == 200 and anyres_tiles > 0 and rvq_images > 0 and rvq_tiles > 0 and sized > 0
+    for run in (pipe, rvq_pipe):
+        run.codec = _codec(run, "flat", anyres=False)
 
 
 def test_interleaved_chat_answer_is_text_then_a_whole_image(pipe):

@@ -1,6 +1,7 @@
 """A whole generation pipeline built in memory in about a second: a BPE text tokenizer, an untrained 16x16 image
-tokenizer (4x4 grid, 16 codes), an untrained EnCodec (2 codebooks of 16, hop 8) with random codebooks, and a
-one-layer Llama. Nothing is trained or downloaded; what comes out is noise of the right shapes."""
+tokenizer (4x4 grid, 16 codes; or ``image_levels`` residual levels of 8 codes each per cell, rvq), an untrained
+EnCodec (2 codebooks of 16, hop 8) with random codebooks, and a one-layer Llama. Nothing is trained or downloaded;
+what comes out is noise of the right shapes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ WORDS = "a red green blue circle square triangle left right of the describe draw
 AUDIO_FRAMES = 6
 
 
-def tiny_pipeline(seed: int = 0, media_positions: bool = True, audio_layout: str = "flat"):
+def tiny_pipeline(seed: int = 0, media_positions: bool = True, audio_layout: str = "flat", image_levels: int = 1):
     from unimodal.model.lm import build_lm
     from unimodal.pipeline import Pipeline
     from unimodal.run_folder import build_vocab
@@ -26,8 +27,10 @@ def tiny_pipeline(seed: int = 0, media_positions: bool = True, audio_layout: str
     words = WORDS.split()
     text = TextTokenizer.train([" ".join(words[i:] + words[:i]) for i in range(len(words))], vocab_size=300,
                                min_frequency=1)
+    quantizer = ({"kind": "fsq", "levels": [4, 4]} if image_levels == 1 else
+                 {"kind": "rvq", "num_quantizers": image_levels, "codebook_size": 8})
     image = GridImageTokenizer(image_size=16, block_channels=[8, 16, 16], norm_groups=4, latent_dim=2,
-                               quantizer={"kind": "fsq", "levels": [4, 4]}).eval()
+                               quantizer=quantizer).eval()
     audio = EncodecTokenizer(filters=4, ratios=[4, 2], dimension=8, n_residual_layers=1, lstm=0, num_codebooks=2,
                              codebook_size=16).eval()
     for name, buffer in audio.quantizer.named_buffers():  # k-means never ran: give the codebooks distinct codes

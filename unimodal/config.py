@@ -60,6 +60,13 @@ class TextTokenizerConfig:
 
 
 @dataclass
+class AnyResConfig:
+    """tokenizer.image.anyres: images of any aspect ratio as tiles plus a thumbnail (tokenizers/anyres.py)."""
+    max_tiles: int | None = None         # null: off (every image one square grid)
+    grids: list[list[int]] | None = None  # the [rows, cols] allowed; null: every grid of at most max_tiles tiles
+
+
+@dataclass
 class ImageTokenizerConfig:
     kind: str = "grid2d"
     image_size: int = 32
@@ -80,6 +87,8 @@ class ImageTokenizerConfig:
     query_heads: int = 2         # qformer-1d
     path: str | None = None      # pretrained: diffusers VQModel folder or hub id
     subfolder: str | None = None  # pretrained
+    layout: str = "flat"          # the K residual levels of each cell (rvq) in the LM: flat | delay | coarse_first
+    anyres: AnyResConfig = field(default_factory=AnyResConfig)
     train: TrainBudget = field(default_factory=TrainBudget)
 
 
@@ -239,6 +248,7 @@ class DataConfig:
     seed: int = 0
     image_size: int = 32
     channels: int = 3           # 1 = grey, 3 = RGB; images are converted to it and the image tokenizer takes it
+    anyres: Any = II("tokenizer.image.anyres")   # follows it: when on, image sources keep each aspect ratio
     # synthetic world
     sample_rate: int = 16000
     audio_seconds: float = 0.8
@@ -333,6 +343,14 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
     from unimodal.data.mixture import check_modality_weights
     check_modality_weights(merged.modality)
+    from unimodal.spans import LAYOUTS
+    for key in ("image", "audio"):
+        if merged.tokenizer[key].layout not in LAYOUTS:
+            raise ConfigError(f"tokenizer.{key}.layout={merged.tokenizer[key].layout!r}; choose one of {list(LAYOUTS)}")
+    from unimodal.tokenizers.anyres_settings import AnyResSettings
+    AnyResSettings.from_config(merged.tokenizer.image.anyres)   # max_tiles and grids checked, naming the key
+    if merged.data.anyres != merged.tokenizer.image.anyres:
+        raise ConfigError("data.anyres follows tokenizer.image.anyres: set tokenizer.image.anyres.* instead")
     if merged.lm.batch_size < 1 or merged.lm.max_steps < 1 or merged.lm.accumulate_grad_batches < 1:
         raise ConfigError("lm.batch_size, lm.max_steps and lm.accumulate_grad_batches must be at least 1")
     trainer = merged.trainer

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -119,17 +120,20 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image ({err})") from None
 
 
-def try_read_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+def try_read_image(path: Path, size: int, kept_size: Callable[[int, int], tuple[int, int]] | None = None
+                   ) -> tuple[np.ndarray | None, str]:
     """uint8 ``[size, size, 3]`` (transparency on white, centre-cropped to a square) or ``(None, why it was
-    skipped)``. Every byte is decoded, so a truncated file is caught here."""
+    skipped)``. With ``kept_size`` ((height, width) -> (height, width)) the aspect ratio is kept instead: no crop,
+    resized to what it gives. Every byte is decoded, so a truncated file is caught here."""
     if not path.is_file():
         return None, "missing"
     if path.stat().st_size == 0:
         return None, "empty"
-    return decode_image(path, size)
+    return decode_image(path, size, kept_size)
 
 
-def decode_image(source: Path | BinaryIO, size: int) -> tuple[np.ndarray | None, str]:
+def decode_image(source: Path | BinaryIO, size: int, kept_size: Callable[[int, int], tuple[int, int]] | None = None
+                 ) -> tuple[np.ndarray | None, str]:
     """An image file or stream (a tar member), fully decoded as :func:`try_read_image` does: uint8
     ``[size, size, 3]`` or ``(None, why it is unreadable)``."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -141,7 +145,11 @@ def decode_image(source: Path | BinaryIO, size: int) -> tuple[np.ndarray | None,
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 rgba = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            image = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
+            if kept_size is not None:
+                height, width = kept_size(image.height, image.width)
+                image = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+            else:
+                image = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
             return np.asarray(image, dtype=np.uint8), ""
     except UnidentifiedImageError:
         return None, "not an image"

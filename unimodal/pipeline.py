@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,7 +14,6 @@ import torch
 from unimodal.errors import UnimodalError
 from unimodal.media import (
     fit_clip,
-    fit_image,
     images_to_tensor,
     tensor_to_images,
     tensor_to_videos,
@@ -23,7 +23,7 @@ from unimodal.media import (
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
 from unimodal.sequence import Segment, SequenceCodec
-from unimodal.tokenizers.anyres import AnyResImage, decode_anyres
+from unimodal.tokenizers.anyres import AnyResImage, decode_anyres, encode_anyres, fit_layout, to_canvas
 from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
 
@@ -67,6 +67,7 @@ class Pipeline:
         self.codec = codec
         self.tokenizers = tokenizers
         self.info = info
+        self.image_size: tuple[int, int] | None = None   # (height, width) of every generated image; None: the model's
 
     @property
     def context_length(self) -> int:
@@ -119,15 +120,53 @@ class Pipeline:
             codes = tokenizer.encode(videos_to_tensor([clip]).to(self._device("video")))
             return [Segment("video", codes[0].cpu().numpy())]
         if array.ndim == 3 and "image" in self.tokenizers:
-            array = fit_image(array, int(self.tokenizers["image"].image_size))
-            array = to_channels(array[None], int(getattr(self.tokenizers["image"], "channels", 3)))[0]  # grey data
-            codes = self._tokenizer("image").encode(images_to_tensor([array]).to(self._device("image")))
-            return [Segment("image", codes[0].cpu().numpy())]
+            return [Segment("image", self.prompt_image_codes(array))]
         if array.ndim == 1 and "audio" in self.tokenizers:
             wave = torch.from_numpy(array.astype(np.float32))[None].to(self._device("audio"))
             return [Segment("audio", self._tokenizer("audio").encode(wave)[0].cpu().numpy())]
         raise UnimodalError(f"cannot use a prompt of type {type(prompt).__name__} with shape {array.shape} "
                             f"in a run with modalities {sorted(self.tokenizers)}")
+
+    def prompt_image_codes(self, image: np.ndarray) -> np.ndarray | AnyResImage:
+        """A prompt image (uint8 ``[H, W, C]``) -> its codes, aspect ratio kept: AnyRes tiles and thumbnail when the
+        run has AnyRes, else scaled into the tokenizer's square and padded centred (black, as AnyRes pads), never
+        stretched."""
+        tokenizer = self._tokenizer("image")
+        array = np.asarray(image, dtype=np.uint8)[None]
+        array = to_channels(array[..., :3] if array.shape[-1] == 4 else array, int(getattr(tokenizer, "channels", 3)))
+        picture = images_to_tensor(array)[0]    # [C, H, W] in [0, 1]
+        settings = self.codec.anyres_settings
+        if settings is not None:
+            return encode_anyres(tokenizer, picture, settings.max_tiles, 0.0, settings.grids)
+        size = int(tokenizer.image_size)
+        square = to_canvas(picture, fit_layout(picture.shape[1], picture.shape[2], 1, 1, size))
+        return tokenizer.encode(square[None].to(self._device("image")))[0].cpu().numpy()
+
+    def at_image_size(self, size: tuple[int, int] | None) -> Pipeline:
+        """A view of this pipeline whose generated images are all ``size`` = (height, width): with AnyRes, the
+        tile grid that size asks for, which the constrained decoder holds to, decoded at exactly that size."""
+        view = copy.copy(self)
+        view.codec, view.image_size = self.codec_for(size), None if size is None else (int(size[0]), int(size[1]))
+        return view
+
+    def codec_for(self, size: tuple[int, int] | None) -> SequenceCodec:
+        """The codec that generates images of ``size`` = (height, width): AnyRes runs fix the tile grid that fits
+        it best; other runs generate their tokenizer's square only."""
+        settings = self.codec.anyres_settings
+        if size is None:
+            return self.codec.with_image_tiles(None) if settings is not None else self.codec
+        height, width = int(size[0]), int(size[1])
+        if height < 1 or width < 1:
+            raise UnimodalError(f"image size {width}x{height}: both sides must be positive, like size=64x32")
+        if "image" not in self.tokenizers:
+            raise UnimodalError(f"an image size was asked for, but this run has no images ({sorted(self.tokenizers)})")
+        tile = int(self._tokenizer("image").image_size)
+        if settings is not None:
+            return self.codec.with_image_tiles(settings.grid_for(height, width, tile))
+        if (height, width) != (tile, tile):
+            raise UnimodalError(f"size={width}x{height}: this run generates {tile}x{tile} images only; train with "
+                                f"tokenizer.image.anyres.max_tiles=4 for other sizes and aspect ratios")
+        return self.codec
 
     def _tokenizer(self, modality: str) -> Any:
         return self.tokenizers[modality].eval()
@@ -138,22 +177,26 @@ class Pipeline:
     # --- generation ----------------------------------------------------------------------
     def generate(self, prompt: Any, output: str | list[str] = "image", num_samples: int = 1, seed: int = 0,
                  sampling: SamplingConfig | None = None, chat: bool = False,
-                 progress: Progress | None = None) -> list[Generation]:
+                 progress: Progress | None = None,
+                 image_size: tuple[int, int] | None = None) -> list[Generation]:
         """``num_samples`` answers to one prompt (a string, an image, a waveform, or a list of them).
 
         ``output`` is one modality or an ordered list for interleaved answers (``["text", "image"]``).
         ``chat=True``: the prompt is one user turn and the answer is the assistant's, ending at the end of
         its turn (a run tuned with stage=instruct): ``generate([image, "how many circles are there?"],
         output="text", chat=True)``; :meth:`chat` takes whole conversations. ``progress(done, total)`` is
-        called after every step (``total`` is exact for media-only answers, the token budget with text)."""
-        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat, progress)
+        called after every step (``total`` is exact for media-only answers, the token budget with text).
+        ``image_size`` = (height, width) makes every generated image that size (see :meth:`at_image_size`)."""
+        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat, progress, image_size)
 
     def generate_batch(self, prompts: list[Any], output: str | list[str] = "image", num_samples: int = 1,
                        seed: int = 0, sampling: SamplingConfig | None = None, chat: bool = False,
-                       progress: Progress | None = None) -> list[Generation]:
+                       progress: Progress | None = None,
+                       image_size: tuple[int, int] | None = None) -> list[Generation]:
         """Several prompts decoded together in one batch; ``num_samples`` answers each, prompt by prompt."""
-        ids = [self._prompt_ids(prompt, chat) for prompt in prompts]
-        return self._run([row for row in ids for _ in range(num_samples)], output, seed, sampling, progress)
+        pipe = self if image_size is None else self.at_image_size(image_size)
+        ids = [pipe._prompt_ids(prompt, chat) for prompt in prompts]
+        return pipe._run([row for row in ids for _ in range(num_samples)], output, seed, sampling, progress)
 
     def chat(self, messages: list[Any], output: str | list[str] = "text", seed: int = 0,
              sampling: SamplingConfig | None = None, progress: Progress | None = None) -> Generation:
@@ -276,7 +319,8 @@ class Pipeline:
         """One media segment -> an image (uint8 ``[H, W, C]``), a waveform (float32) or a clip (``[T, H, W, C]``)."""
         if segment.modality == "image":
             if isinstance(segment.payload, AnyResImage):
-                return tensor_to_images(decode_anyres(self._tokenizer("image"), segment.payload)[None])[0]
+                picture = decode_anyres(self._tokenizer("image"), segment.payload, self.image_size)
+                return tensor_to_images(picture[None])[0]
             codes = torch.as_tensor(segment.payload)[None].to(self._device("image"))
             return tensor_to_images(self._tokenizer("image").decode(codes))[0]
         if segment.modality == "audio":

@@ -1,6 +1,7 @@
 """The run-folder contract: what ``scripts/train.py`` writes into a run and how everything else reads it back.
 
-A run folder holds ``run.json`` (modalities, tasks, media shapes, audio layout, tokenizer fingerprints),
+A run folder holds ``run.json`` (modalities, tasks, media shapes, audio and image layouts, AnyRes settings,
+tokenizer fingerprints),
 ``vocab.json``, ``config.yaml``, ``tokenizers/<modality>/`` (a copy of each tokenizer), ``lm/`` (the language model
 with its own ``vocab.json``), ``lm-pretrain/`` (the pretrained model, once instruction tuning has started),
 ``checkpoints/``, ``instruct/`` and the logs. From the tokenizers come the vocabulary (:func:`build_vocab`) and, with
@@ -33,9 +34,13 @@ def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
 
 
 def make_codec(info: dict[str, Any], vocab: Vocabulary) -> SequenceCodec:
-    """The sequence codec of a run: its vocabulary and the media shapes and audio layout ``run.json`` records."""
+    """The sequence codec of a run: its vocabulary and what ``run.json`` records: the media shapes, the audio and
+    image layouts, and the AnyRes settings (``image_anyres``: ``max_tiles`` and the allowed ``grids``; absent: off)."""
+    anyres = info.get("image_anyres") or {}
     return SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
-                         audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"))
+                         audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"),
+                         image_layout=info.get("image_layout", "flat"),
+                         image_anyres_max_tiles=anyres.get("max_tiles"), image_anyres_grids=anyres.get("grids"))
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 A sample is a list of :class:`Segment`. Text segments are runs of text ids; media segments are spans wrapped in
 their opener and closer: ``<boi> image <eoi>``, ``<boa> audio <eoa>``, ``<bov> video <eov>``. What goes between
-them (an image grid, AnyRes tiles, the three audio layouts, video frames) is :mod:`unimodal.spans`'s; this module
-dispatches to it by modality and codec options:
+them (an image grid, AnyRes tiles, the K-codes-per-position layouts, video frames) is :mod:`unimodal.spans`'s; this
+module dispatches to it by modality and codec options:
 
-- image: ``image_grid`` ``(h, w)``, optional ``row_separators``; AnyRes with ``image_anyres_max_tiles`` (a payload
+- image: ``image_grid`` ``(h, w)``, optional ``row_separators``; an rvq image's K residual levels per cell in
+  ``image_layout`` (``flat``, ``delay`` or ``coarse_first``, as audio's codebooks; video frames use it too);
+  AnyRes with ``image_anyres_max_tiles`` and optionally ``image_anyres_grids`` (a payload
   :class:`~unimodal.tokenizers.anyres.AnyResImage`; a span whose thumbnail is followed directly by ``<eoi>`` is a
-  plain square image, so fixed-grid payloads still fit)
-- audio: ``audio_frames`` of ``[K, T]`` codes in ``audio_layout`` (``flat``, ``delay`` or ``coarse_first``)
+  plain square image, so fixed-grid payloads still fit); ``image_tiles`` fixes the grid that generation writes
+- audio: ``audio_frames`` of ``[K, T]`` codes in ``audio_layout``
 - video: ``video_grid`` ``(t, h, w)``
 
 :meth:`SequenceCodec.span_plan` says, for each position of a span, which ids it may hold: the generation
@@ -17,6 +19,7 @@ constraints use exactly that, so every generated span decodes.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ import numpy as np
 from unimodal import spans
 from unimodal.spans import LAYOUTS
 from unimodal.tokenizers.anyres import AnyResImage
+from unimodal.tokenizers.anyres_settings import AnyResSettings
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
 
 MODALITY_CODES = {"special": 0, "text": 1, "image": 2, "audio": 3, "video": 4}
@@ -75,15 +79,20 @@ class SequenceCodec:
     """Encodes and decodes samples for one vocabulary and fixed media shapes.
 
     ``image_grid`` is the code grid of one image (one AnyRes tile); ``image_anyres_max_tiles`` (None: off)
-    turns on AnyRes image spans of at most that many tiles.
+    turns on AnyRes image spans of at most that many tiles, in the grids ``image_anyres_grids`` lists (None:
+    any); ``image_tiles`` = (rows, cols) makes every generated image that grid (see :meth:`with_image_tiles`).
     """
 
     def __init__(self, vocab: Vocabulary, image_grid: tuple[int, int] | None = None,
                  audio_frames: int | None = None, audio_layout: str = "flat",
                  row_separators: bool = False, image_anyres_max_tiles: int | None = None,
-                 video_grid: tuple[int, int, int] | None = None) -> None:
-        if audio_layout not in LAYOUTS:
-            raise ValueError(f"audio_layout must be one of {LAYOUTS}, got {audio_layout!r}")
+                 video_grid: tuple[int, int, int] | None = None, image_layout: str = "flat",
+                 image_anyres_grids: list[list[int]] | None = None,
+                 image_tiles: tuple[int, int] | None = None) -> None:
+        for key, layout in (("audio_layout", audio_layout), ("image_layout", image_layout)):
+            if layout not in LAYOUTS:
+                raise ValueError(f"{key} must be one of {LAYOUTS}, got {layout!r}")
+        self.anyres_settings: AnyResSettings | None = None
         if image_anyres_max_tiles is not None:
             if int(image_anyres_max_tiles) < 1:
                 raise ValueError(f"image_anyres_max_tiles must be at least 1 (or None for off), "
@@ -94,13 +103,21 @@ class SequenceCodec:
                                  "use <row> between tile rows")
             if not image_grid:
                 raise ValueError("image_anyres_max_tiles needs image_grid (the code grid of one tile)")
+            self.anyres_settings = AnyResSettings.create(int(image_anyres_max_tiles), image_anyres_grids)
+        if row_separators and "image" in vocab.ranges and vocab.ranges["image"].num_codebooks > 1:
+            raise ValueError("row_separators need one code per image cell; this vocabulary has "
+                             f"{vocab.ranges['image'].num_codebooks} image levels")
         self.vocab = vocab
         self.image_grid = tuple(image_grid) if image_grid else None
         self.audio_frames = audio_frames
         self.audio_layout = audio_layout
+        self.image_layout = image_layout
         self.row_separators = row_separators
         self.image_anyres_max_tiles = None if image_anyres_max_tiles is None else int(image_anyres_max_tiles)
         self.video_grid = tuple(int(n) for n in video_grid) if video_grid else None
+        self.image_tiles: tuple[int, int] | None = None
+        if image_tiles is not None:
+            self.image_tiles = self._checked_tiles(image_tiles)
         self._closer_of = {vocab.special(CLOSERS[m]): m for m in vocab.media}
         self._opener_of = {vocab.special(OPENERS[m]): m for m in vocab.media}
 
@@ -110,37 +127,60 @@ class SequenceCodec:
 
     @property
     def anyres(self) -> bool:
-        return self.image_anyres_max_tiles is not None
+        return self.anyres_settings is not None
+
+    def _checked_tiles(self, tiles: tuple[int, int]) -> tuple[int, int]:
+        tiles = (int(tiles[0]), int(tiles[1]))
+        if self.anyres_settings is None:
+            raise ValueError(f"a {tiles[0]}x{tiles[1]} tile grid needs AnyRes (image_anyres_max_tiles)")
+        if tiles not in self.anyres_settings.grids:
+            raise ValueError(f"tile grid {tiles} is not one this codec allows: {list(self.anyres_settings.grids)}")
+        return tiles
+
+    def with_image_tiles(self, tiles: tuple[int, int] | None) -> SequenceCodec:
+        """A copy whose generated images are exactly ``tiles`` = (rows, cols) AnyRes tiles: the span plan is then
+        the whole fixed span, so the constrained decoder holds to that grid (None: the model chooses)."""
+        twin = copy.copy(self)
+        twin.image_tiles = None if tiles is None else self._checked_tiles(tiles)
+        return twin
 
     # --- audio layouts -------------------------------------------------------------------
     def flatten_audio(self, codes: np.ndarray) -> np.ndarray:
         """``[K, T]`` local codes -> 1-D global ids in the configured layout."""
-        return spans.audio_body(self.vocab, codes, self.audio_layout)
+        return spans.stack_body(self.vocab, "audio", codes, self.audio_layout)
 
     def unflatten_audio(self, ids: np.ndarray, frames: int | None = None) -> np.ndarray:
         """Inverse of :meth:`flatten_audio`; gives back the exact ``[K, T]`` local codes."""
-        return spans.audio_codes(self.vocab, ids, self.audio_layout, self.num_audio_codebooks, frames)
+        return spans.stack_codes(self.vocab, ids, self.audio_layout, self.num_audio_codebooks, frames)
 
     def audio_span_length(self, frames: int | None = None) -> int:
         frames = frames or self.audio_frames
         if frames is None:
             raise ValueError("audio_frames is not set for this codec")
-        return spans.audio_span_length(self.audio_layout, self.num_audio_codebooks, frames)
+        return spans.stack_span_length(self.audio_layout, self.num_audio_codebooks, frames)
 
     # --- constraints ---------------------------------------------------------------------
     def span_plan(self, modality: str) -> SpanPlan:
         """The span body position by position. With AnyRes the image plan is the thumbnail only (the
-        shortest span); the tiles after it follow separator rules that generation applies itself."""
-        if modality == "image":
-            pairs = spans.grid_pairs(self.vocab, self._image_grid(), self.row_separators)
+        shortest span; the tiles after it follow separator rules that generation applies itself), unless
+        ``image_tiles`` fixes the grid: then it is the whole span."""
+        if modality == "image" and self.image_tiles is not None:
+            pairs = spans.anyres_pairs(self.vocab, self._image_grid(), self.image_layout, self.image_tiles)
+        elif modality == "image":
+            pairs = spans.image_pairs(self.vocab, self._image_grid(), self.image_layout, self.row_separators)
         elif modality == "audio":
-            pairs = spans.audio_pairs(self.vocab, self.audio_layout, self.num_audio_codebooks, self.audio_frames)
+            pairs = spans.audio_pairs(self.vocab, self.audio_layout, self.audio_frames)
         elif modality == "video":
-            pairs = spans.video_pairs(self.vocab, self._video_grid())
+            pairs = spans.video_pairs(self.vocab, self._video_grid(), self.image_layout)
         else:
             raise ValueError(f"no span plan for modality {modality!r}")
         arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         return SpanPlan(modality, arr[:, 0], arr[:, 1])
+
+    def tile_plan(self) -> SpanPlan:
+        """One AnyRes tile's body (the thumbnail's too), position by position."""
+        arr = np.asarray(spans.image_pairs(self.vocab, self._image_grid(), self.image_layout, False), dtype=np.int64)
+        return SpanPlan("image", arr[:, 0], arr[:, 1])
 
     def _image_grid(self) -> tuple[int, int]:
         if self.image_grid is None:
@@ -160,18 +200,25 @@ class SequenceCodec:
                 raise ValueError(f"text ids must lie in [0, {self.vocab.text_size})")
             return ids
         if segment.modality == "image" and isinstance(segment.payload, AnyResImage):
-            if not self.anyres:
+            settings = self.anyres_settings
+            if settings is None:
                 raise ValueError("an AnyRes image payload needs a codec with image_anyres_max_tiles set")
-            return spans.anyres_body(self.vocab, segment.payload, self.image_grid, self.image_anyres_max_tiles)
+            if segment.payload.num_tiles > settings.max_tiles:
+                raise ValueError(f"AnyRes grid {segment.payload.grid} has more than image_anyres_max_tiles="
+                                 f"{settings.max_tiles} tiles")
+            if segment.payload.grid not in settings.grids:
+                raise ValueError(f"AnyRes grid {segment.payload.grid} is not among image_anyres_grids "
+                                 f"{list(settings.grids)}")
+            return spans.anyres_body(self.vocab, segment.payload, self.image_grid, self.image_layout)
         if segment.modality == "image":
             codes = np.asarray(segment.payload, dtype=np.int64)
-            if self.anyres and codes.shape != self.image_grid:
+            if self.anyres and codes.shape[:2] != self.image_grid:
                 raise ValueError(f"image codes {codes.shape} do not match image_grid {self.image_grid}")
-            return spans.grid_body(self.vocab, codes, self.row_separators)
+            return spans.image_body(self.vocab, codes, self.image_layout, self.row_separators)
         if segment.modality == "audio":
             return self.flatten_audio(segment.payload)
         if segment.modality == "video":
-            return spans.video_body(self.vocab, segment.payload, self.video_grid)
+            return spans.video_body(self.vocab, segment.payload, self.video_grid, self.image_layout)
         raise ValueError(f"unknown segment modality {segment.modality!r}")
 
     def encode(self, segments: list[Segment], add_bos: bool = True, add_eos: bool = True) -> Encoded:
@@ -245,14 +292,14 @@ class SequenceCodec:
     def _decode_span(self, modality: str, body: list[int], truncated: bool) -> Segment | None:
         body_arr = np.asarray(body, dtype=np.int64)
         if modality == "image" and self.anyres:
-            decoded = spans.decode_anyres(self.vocab, body_arr, self.image_grid, truncated)
+            decoded = spans.decode_anyres(self.vocab, body_arr, self.image_grid, self.image_layout, truncated)
         elif modality == "image":
-            decoded = spans.decode_grid(self.vocab, body_arr, self._image_grid(), self.row_separators, truncated)
+            decoded = spans.decode_image(self.vocab, body_arr, self._image_grid(), self.image_layout,
+                                         self.row_separators, truncated)
         elif modality == "audio":
-            decoded = spans.decode_audio(self.vocab, body_arr, self.audio_layout, self.num_audio_codebooks,
-                                         self.audio_frames, truncated)
+            decoded = spans.decode_audio(self.vocab, body_arr, self.audio_layout, self.audio_frames, truncated)
         elif modality == "video":
-            decoded = spans.decode_video(self.vocab, body_arr, self._video_grid(), truncated)
+            decoded = spans.decode_video(self.vocab, body_arr, self._video_grid(), self.image_layout, truncated)
         else:
             decoded = None
         return None if decoded is None else Segment(modality, decoded[0], truncated=decoded[1])

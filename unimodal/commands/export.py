@@ -53,7 +53,8 @@ def _readme(info: dict[str, Any], model_config: dict[str, Any], media_positions:
         f"{model_config.get('vocab_size')} ids): `AutoModelForCausalLM.from_pretrained(this folder)` |",
         "| `vocab.json` | the id layout: `[text][specials][image][audio]`, each range's start and size |",
         "| `tokenizers/<modality>/` | each modality's tokenizer (`unimodal.tokenizers.base.load_tokenizer`) |",
-        "| `run.json` | modalities, tasks, image grid, audio frames and layout, tokenizer fingerprints |",
+        "| `run.json` | modalities, tasks, image grid, image layout and AnyRes tiles, audio frames and layout, "
+        "tokenizer fingerprints |",
         f"| `{EXPORT_FILE}` | this folder's contents, machine-readable |",
     ]
     if media_positions:

@@ -21,6 +21,7 @@ USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>
   output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
   num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
   cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
+  size=64x32 (WIDTHxHEIGHT) or aspect=2:1 (WIDTH:HEIGHT): generated images of that size or shape (AnyRes runs)
   out_dir=<folder> (default: <run>/samples)
   chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
 
@@ -40,6 +41,39 @@ def sampling_from(cfg: Any) -> SamplingConfig:
                           repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
                           min_text_tokens=int(cfg.min_text_tokens),
                           fast=fast_mode(cfg.get("fast", "auto")))
+
+
+def _positive_pair(value: Any, separator: str, key: str, example: str) -> tuple[float, float]:
+    parts = str(value).lower().split(separator)
+    try:
+        first, second = (float(parts[0]), float(parts[1])) if len(parts) == 2 else (float(parts[0]),) * 2
+    except ValueError:
+        first = second = 0.0
+    if len(parts) > 2 or first <= 0 or second <= 0:
+        raise UnimodalError(f"{key}={value}: write {example}")
+    return first, second
+
+
+def image_size_from(cfg: Any, pipeline: Any) -> tuple[int, int] | None:
+    """``size=WIDTHxHEIGHT`` or ``aspect=WIDTH:HEIGHT`` -> (height, width) of the generated images, or None."""
+    size, aspect = cfg.get("size"), cfg.get("aspect")
+    if size is not None and aspect is not None:
+        raise UnimodalError(f"size={size} and aspect={aspect} both given: give one of them")
+    if size is not None:
+        width, height = _positive_pair(size, "x", "size", "WIDTHxHEIGHT in pixels, like size=64x32")
+        if width != int(width) or height != int(height):
+            raise UnimodalError(f"size={size}: write whole pixels, like size=64x32")
+        return int(height), int(width)
+    if aspect is None:
+        return None
+    width, height = _positive_pair(aspect, ":", "aspect", "WIDTH:HEIGHT, like aspect=2:1")
+    settings = pipeline.codec.anyres_settings
+    if "image" in pipeline.tokenizers and settings is not None:
+        return settings.size_for_aspect(width, height, int(pipeline.tokenizers["image"].image_size))
+    if width != height:
+        raise UnimodalError(f"aspect={aspect}: this run generates square images only; train with "
+                            f"tokenizer.image.anyres.max_tiles=4 for other aspect ratios")
+    return None
 
 
 def slug(text: str) -> str:
@@ -87,7 +121,8 @@ def generate_from(cfg: Any) -> list[Path]:
         raise UnimodalError('give a prompt: prompt="a red circle", image=<file>, audio=<file> or video=<file>')
     outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
-                                sampling=sampling_from(cfg), chat=bool(question))
+                                sampling=sampling_from(cfg), chat=bool(question),
+                                image_size=image_size_from(cfg, pipeline))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
     out_dir.mkdir(parents=True, exist_ok=True)
     name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio or cfg.get("video"))).stem)

@@ -3,8 +3,10 @@
 
 Clips when ``data.video_frames > 0`` (modality=video: :mod:`unimodal.data.video_folder`), sounds when most listed
 files are sounds (:mod:`unimodal.data.audio_folder`), images otherwise. Every image is fully decoded (PIL
-``load()``, not just ``open()``), so a truncated, empty or non-image file is caught and skipped. Images are made
-RGB (transparency composited on white), centre-cropped to a square and resized to ``data.image_size``.
+``load()``, not just ``open()``), so a truncated, empty or non-image file is caught, skipped and named in one log
+line; it never reaches a model. Images are made RGB (transparency composited on white), centre-cropped to a square
+and resized to ``data.image_size``; with AnyRes on (``tokenizer.image.anyres.max_tiles``, which ``data.anyres``
+follows) each keeps its aspect ratio instead, scaled to fit its tile grid.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import numpy as np
 
 from unimodal.data.audio_folder import is_audio_folder, load_audio_folder
 from unimodal.data.audio_sets import AudioTextSet
-from unimodal.data.images import ImageTextSet, hash_splits
+from unimodal.data.images import ImageTextSet, hash_splits, images_to_channels
 from unimodal.data.listing import METADATA, folder_root, read_listed, read_metadata
 from unimodal.data.moving_fashion import VideoTextSet
 from unimodal.data.video_folder import load_video_folder
 from unimodal.data.video_sources import clips_enabled
 from unimodal.errors import DataError
-from unimodal.media import to_channels, try_read_image
+from unimodal.media import try_read_image
+from unimodal.tokenizers.anyres_settings import AnyResSettings
 
 
 def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSet | AudioTextSet | VideoTextSet]:
@@ -34,10 +37,15 @@ def load_folder(data_cfg: Any, splits: tuple[str, ...]) -> dict[str, ImageTextSe
         return load_video_folder(root, entries, data_cfg, splits)
     if is_audio_folder(entries):
         return load_audio_folder(root, entries, data_cfg, splits)
-    kept, images = read_listed(root, entries, partial(try_read_image, size=int(data_cfg.image_size)), "images")
+    size = int(data_cfg.image_size)
+    anyres = AnyResSettings.from_config(data_cfg.get("anyres"))
+    kept_size = None if anyres is None else (lambda height, width: anyres.kept_size(height, width, size))
+    kept, read = read_listed(root, entries, partial(try_read_image, size=size, kept_size=kept_size), "images")
     if not kept:
         raise DataError(f"{root / METADATA}: none of its {len(entries)} files is a readable image")
-    everything = ImageTextSet(to_channels(np.stack([images[n] for n, _ in kept]), int(data_cfg.channels)),
+    images = [read[name] for name, _ in kept]
+    everything = ImageTextSet(images_to_channels(images if anyres is not None else np.stack(images),
+                                                 int(data_cfg.channels)),
                               [t for _, t in kept], names=[n for n, _ in kept])
     return hash_splits(everything, data_cfg, splits, "folder", "a folder needs at least 3 readable images")
 

@@ -32,16 +32,22 @@ _IDX_MAGIC = {"images": (2051, 16), "labels": (2049, 8)}   # magic number, heade
 
 @dataclass
 class ImageTextSet:
-    """Images with one caption each (optionally a class label and the source file name)."""
+    """Images with one caption each (optionally a class label and the source file name). ``images`` is one
+    uint8 ``[N, H, W, C]`` array, or, where each image keeps its own aspect ratio (AnyRes), a list of uint8
+    ``[H_i, W_i, C]`` arrays."""
 
-    images: np.ndarray                       # uint8 [N, H, W, C]
+    images: np.ndarray | list[np.ndarray]
     captions: list[str]
     labels: np.ndarray | None = None         # int64 [N], where the source has classes
     names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, H, W, C], got {self.images.dtype} {self.images.shape}")
+        arrays = self.images if isinstance(self.images, list) else [self.images]
+        wanted = 3 if isinstance(self.images, list) else 4
+        for array in arrays:
+            if array.dtype != np.uint8 or array.ndim != wanted:
+                shape = "[H, W, C] arrays" if wanted == 3 else "[N, H, W, C]"
+                raise ValueError(f"images must be uint8 {shape}, got {array.dtype} {array.shape}")
         if len(self.captions) != len(self.images):
             raise ValueError(f"{len(self.images)} images but {len(self.captions)} captions")
 
@@ -50,7 +56,7 @@ class ImageTextSet:
 
     @property
     def channels(self) -> int:
-        return int(self.images.shape[-1])
+        return int(self.images[0].shape[-1] if isinstance(self.images, list) else self.images.shape[-1])
 
     @property
     def attributes(self) -> list[list[list[str]]]:
@@ -58,15 +64,26 @@ class ImageTextSet:
 
     def subset(self, indices: list[int] | np.ndarray) -> ImageTextSet:
         indices = np.asarray(indices, dtype=np.int64)
-        return ImageTextSet(self.images[indices], [self.captions[i] for i in indices],
+        images = [self.images[i] for i in indices] if isinstance(self.images, list) else self.images[indices]
+        return ImageTextSet(images, [self.captions[i] for i in indices],
                             None if self.labels is None else self.labels[indices],
                             [self.names[i] for i in indices] if self.names else [])
 
-    def media(self, modality: str, start: int, stop: int) -> torch.Tensor:
-        """Samples ``[start, stop)`` as a float ``[B, C, H, W]`` batch in [0, 1] (what tokenizers take)."""
+    def media(self, modality: str, start: int, stop: int) -> torch.Tensor | list[torch.Tensor]:
+        """Samples ``[start, stop)`` as a float ``[B, C, H, W]`` batch in [0, 1] (what tokenizers take); images of
+        their own sizes as a list of ``[C, H, W]``."""
         if modality != "image":
             raise DataError(f"this data holds images and captions only, not {modality}")
+        if isinstance(self.images, list):
+            return [images_to_tensor([image])[0] for image in self.images[start:stop]]
         return images_to_tensor(list(self.images[start:stop]))
+
+
+def images_to_channels(images: np.ndarray | list[np.ndarray], channels: int) -> np.ndarray | list[np.ndarray]:
+    """:func:`unimodal.media.to_channels` for a batch or for a list of images of their own sizes."""
+    if isinstance(images, list):
+        return [to_channels(image[None], channels)[0] for image in images]
+    return to_channels(images, channels)
 
 
 # --- helpers shared by the sources -----------------------------------------------------------

@@ -4,12 +4,14 @@ A shard is a folder (one per split)::
 
     tokens.bin    uint16 (vocabulary <= 65,536 ids) or uint32: every sample's tokens, back to back
     index.npy     int64 [N, M, 2]: offset and length of sample n's modality m (order: shard.json "modalities")
+    grids.npy     int64 [N, 2]: each AnyRes image's tile grid (rows, cols), only in shards of AnyRes runs
     shard.json    format, dtype, count, modalities, per-modality code shapes, tokenizer, data and vocabulary
                   fingerprints
     vocab.json    the vocabulary the tokenizers give, with its fingerprint
     samples.json  captions and (synthetic) attributes, for evaluation and debugging
 
-Tokens are *local codes* (text ids, image grid codes, audio ``[K, T]`` codes), not global ids: task
+Tokens are *local codes* (text ids, image grid codes, an AnyRes image's thumbnail then its tiles, audio ``[K, T]``
+codes), not global ids: task
 templates still compose each sample at load time (any direction, audio layout or condition drop from the
 same shard) and the codec maps codes into the shared id space then. The dtype is chosen by the vocabulary
 size, which bounds every local code.
@@ -32,10 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from unimodal.errors import DataError, VocabularyMismatch
+from unimodal.tokenizers.anyres import AnyResImage
+from unimodal.tokenizers.anyres_settings import flatten_anyres, unflatten_anyres
 from unimodal.vocab import Vocabulary
 
 FORMAT = 1
 TOKENS, INDEX, META, VOCAB, SAMPLES = "tokens.bin", "index.npy", "shard.json", "vocab.json", "samples.json"
+GRIDS = "grids.npy"
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -69,10 +74,11 @@ class TokenShard:
                             f"{self.folder} to rebuild it")
         self._tokens: np.ndarray | None = None
         self._index: np.ndarray | None = None
+        self._grids: np.ndarray | None = None
 
     # Opened lazily and dropped when pickled: a DataLoader worker maps the files itself.
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__, _tokens=None, _index=None)
+        return dict(self.__dict__, _tokens=None, _index=None, _grids=None)
 
     @property
     def tokens(self) -> np.ndarray:
@@ -91,11 +97,15 @@ class TokenShard:
     def __len__(self) -> int:
         return int(self.meta["count"])
 
-    def codes(self, index: int, modality: str) -> np.ndarray:
-        """Sample ``index``'s local codes of one modality (int64, in its code shape)."""
+    def codes(self, index: int, modality: str) -> np.ndarray | AnyResImage:
+        """Sample ``index``'s local codes of one modality (int64, in its code shape; AnyRes images as such)."""
         offset, length = (int(v) for v in self.index[index, self.modalities.index(modality)])
         flat = np.asarray(self.tokens[offset:offset + length], dtype=np.int64)
         shape = self.meta["shapes"][modality]
+        if isinstance(shape, dict):   # {"anyres": one tile's code shape}: the grid is per sample
+            if self._grids is None:
+                self._grids = np.load(self.folder / GRIDS, mmap_mode="r")
+            return unflatten_anyres(flat, shape["anyres"], tuple(int(n) for n in self._grids[index]))
         return flat if shape is None else flat.reshape(shape)
 
     def payloads(self, index: int) -> dict[str, Any]:
@@ -128,6 +138,7 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
     captions = list(samples.captions)
     text = tokenizers["text"].encode(captions)
     index = np.zeros((len(samples), len(modalities), 2), dtype=np.int64)
+    grids = np.zeros((len(samples), 2), dtype=np.int64)   # AnyRes tile grids (written when there are some)
     shapes: dict[str, Any] = {"text": None}
     offset = 0
     bar = tqdm(total=len(samples), desc=desc, disable=not progress, unit="sample")
@@ -135,14 +146,19 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
         for start in range(0, len(samples), batch_size):
             stop = min(start + batch_size, len(samples))
             with torch.no_grad():
-                batch = {name: tokenizers[name].eval().encode(samples.media(name, start, stop)).cpu().numpy()
+                batch = {name: _numpy(tokenizers[name].eval().encode(samples.media(name, start, stop)))
                          for name in media}
             for name, codes in batch.items():
-                if shapes.setdefault(name, list(codes.shape[1:])) != list(codes.shape[1:]):
-                    raise DataError(f"{name} tokenizer gave codes of shape {list(codes.shape[1:])} after "
+                shape = ({"anyres": list(codes[0].thumbnail.shape)} if isinstance(codes, list)
+                         else list(codes.shape[1:]))
+                if shapes.setdefault(name, shape) != shape:
+                    raise DataError(f"{name} tokenizer gave codes of shape {shape} after "
                                     f"{shapes[name]}; shards hold one code shape per modality")
             for row in range(stop - start):
-                parts = [np.asarray(text[start + row]), *(batch[name][row].reshape(-1) for name in media)]
+                for codes in batch.values():
+                    if isinstance(codes, list):
+                        grids[start + row] = codes[row].grid
+                parts = [np.asarray(text[start + row]), *(_flat(batch[name][row]) for name in media)]
                 for column, part in enumerate(parts):
                     index[start + row, column] = offset, part.size
                     offset += part.size
@@ -152,6 +168,8 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
         os.fsync(handle.fileno())
     bar.close()
     np.save(tmp / INDEX, index)
+    if any(isinstance(shape, dict) for shape in shapes.values()):
+        np.save(tmp / GRIDS, grids)
     vocab.save(tmp / VOCAB)
     (tmp / SAMPLES).write_text(json.dumps({"captions": captions, "attributes": samples.attributes}))
     meta = {"format": FORMAT, "count": len(samples), "num_tokens": offset, "dtype": dtype.name,
@@ -164,6 +182,15 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
         if not (folder / META).is_file():
             raise
     return TokenShard(folder)
+
+
+def _numpy(codes: Any) -> np.ndarray | list[AnyResImage]:
+    """A tokenizer's codes for a batch: a tensor, or one :class:`AnyResImage` per sample (AnyRes runs)."""
+    return codes if isinstance(codes, list) else codes.cpu().numpy()
+
+
+def _flat(codes: np.ndarray | AnyResImage) -> np.ndarray:
+    return flatten_anyres(codes) if isinstance(codes, AnyResImage) else codes.reshape(-1)
 
 
 def remove_stale_partials(folder: Path) -> None:

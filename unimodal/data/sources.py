@@ -159,6 +159,8 @@ def data_fingerprint(data_cfg: Any) -> str:
     chosen = {key: values.get(key) for key in FINGERPRINT_KEYS[data_cfg.name]}
     if values.get("video_frames"):  # clips: other captions and media (absent otherwise: still data keeps its hash)
         chosen["video_frames"] = values["video_frames"]
+    if (values.get("anyres") or {}).get("max_tiles") is not None:  # images kept at their aspect ratio, as tiles
+        chosen["anyres"] = values["anyres"]
     if data_cfg.name == "folder":
         from unimodal.data.folder import folder_signature
         chosen["contents"] = folder_signature(data_cfg)

@@ -1,10 +1,11 @@
 """Which ids each sequence may emit next: one small state machine over the requested outputs.
 
 Text spans take text ids (or the next span's opener / ``<eos>``); a media span takes exactly its plan
-(:meth:`~unimodal.sequence.SequenceCodec.span_plan`: an image's grid, an audio layout's codebook ranges, any
-later media's fixed positions), then its closer. An AnyRes image span (codec option ``image_anyres_max_tiles``)
-takes its thumbnail, then at each tile boundary only ``<tile>``, ``<row>`` or ``<eoi>`` where they keep the grid
-rectangular and within ``max_tiles``, and exactly one tile of codes after each ``<tile>`` (:class:`AnyResCursor`).
+(:meth:`~unimodal.sequence.SequenceCodec.span_plan`: an image's grid, each residual level's or audio codebook's
+range where the layout puts it, any later media's fixed positions), then its closer. An AnyRes image span (codec
+option ``image_anyres_max_tiles``) takes its thumbnail, then at each tile boundary only ``<tile>``, ``<row>`` or
+``<eoi>`` where they keep the grid rectangular and one the codec allows, and exactly one tile body after each
+``<tile>`` (:class:`AnyResCursor`); with ``image_tiles`` set (a requested size) the whole span is one fixed plan.
 Every output therefore decodes, whatever the sampler draws. The budget check happens before a span opens, so
 ``max_new_tokens`` never cuts a media span: a span that would not fit ends the sequence instead (an AnyRes span
 only grows while its shortest completion still fits).
@@ -24,48 +25,60 @@ MEDIA = ("image", "audio", "video")
 class AnyResCursor:
     """Where an AnyRes image span is after its thumbnail: inside a tile, or at a tile boundary.
 
-    The grammar is ``thumbnail [TILE+ (<row> TILE+)*] <eoi>`` with ``TILE = <tile> codes{h*w}``, every row
-    as long as the first and at most ``max_tiles`` tiles in all (see :mod:`unimodal.sequence`).
+    The grammar is ``thumbnail [TILE+ (<row> TILE+)*] <eoi>`` with ``TILE = <tile> body`` (one tile's plan,
+    :meth:`~unimodal.sequence.SequenceCodec.tile_plan`), every row as long as the first, and the finished grid
+    one the codec allows (at most ``max_tiles`` tiles, in its ``grids``); see :mod:`unimodal.spans`. A thumbnail
+    followed directly by ``<eoi>`` is a plain square image, always allowed: the shortest way to close.
     """
 
     def __init__(self, codec: SequenceCodec) -> None:
-        rows, cols = codec.image_grid
-        self.tile_len = rows * cols
-        self.max_tiles = int(codec.image_anyres_max_tiles)
+        self.tile = codec.tile_plan()
+        self.tile_cost = 1 + len(self.tile)   # <tile> and its body
+        self.grids = codec.anyres_settings.grids
         self.tile_id = codec.vocab.special("<tile>")
         self.row_id = codec.vocab.special("<row>")
         self.closer = codec.vocab.special(CLOSERS["image"])
-        self.codes = codec.vocab.range_of("image", 0)
-        self.codes_left = 0     # codes still due in the current tile
+        self.codes_left = 0     # positions of the current tile's body still due (0: at a tile boundary)
         self.in_row = 0         # tiles in the current row so far
+        self.rows_done = 0      # rows ended by <row>
         self.cols: int | None = None  # fixed by the first <row>
-        self.total = 0
+
+    def tile_allowed(self) -> tuple[int, int]:
+        """Inside a tile: the ids its next position may hold."""
+        index = len(self.tile) - self.codes_left
+        return int(self.tile.low[index]), int(self.tile.high[index])
+
+    def _shortest(self, rows_done: int, in_row: int, cols: int | None) -> int | None:
+        """Fewest tokens from a tile boundary in this state to ``<eoi>``, over the grids still reachable."""
+        costs = [(c - in_row) * self.tile_cost + (r - rows_done - 1) * (1 + c * self.tile_cost) + 1
+                 for r, c in self.grids
+                 if r > rows_done and c >= max(in_row, 1) and (cols is None or c == cols)]
+        return min(costs) if costs else None
 
     def options(self) -> list[tuple[int, int]]:
         """At a tile boundary: ``(token, shortest completion of the span counting that token)``."""
-        tile_cost = 1 + self.tile_len
-        if self.cols is None:  # first row: any length; <row> only if a second equal row still fits
-            options = [(self.closer, 1)]  # right after the thumbnail too: a plain square image
-            if self.total < self.max_tiles:
-                options.append((self.tile_id, tile_cost + 1))
-            if self.in_row and 2 * self.in_row <= self.max_tiles:
-                options.append((self.row_id, 1 + self.in_row * tile_cost + 1))
-            return options
-        if self.in_row < self.cols:  # a later row must be filled to the first row's length
-            return [(self.tile_id, (self.cols - self.in_row) * tile_cost + 1)]
-        options = [(self.closer, 1)]
-        if self.total + self.cols <= self.max_tiles:
-            options.append((self.row_id, 1 + self.cols * tile_cost + 1))
+        row_full = self.in_row >= 1 and (self.cols is None or self.in_row == self.cols)
+        options = []
+        if (self.rows_done == 0 and self.in_row == 0) or (row_full and (self.rows_done + 1, self.in_row) in self.grids):
+            options.append((self.closer, 1))
+        if self.cols is None or self.in_row < self.cols:
+            after = self._shortest(self.rows_done, self.in_row + 1, self.cols)
+            if after is not None:
+                options.append((self.tile_id, self.tile_cost + after))
+        if row_full:
+            after = self._shortest(self.rows_done + 1, 0, self.in_row)
+            if after is not None:
+                options.append((self.row_id, 1 + after))
         return options
 
     def advance(self, token: int) -> None:
         if self.codes_left:
             self.codes_left -= 1
         elif token == self.tile_id:
-            self.codes_left, self.in_row, self.total = self.tile_len, self.in_row + 1, self.total + 1
+            self.codes_left, self.in_row = len(self.tile), self.in_row + 1
         elif token == self.row_id:
             self.cols = self.in_row if self.cols is None else self.cols
-            self.in_row = 0
+            self.rows_done, self.in_row = self.rows_done + 1, 0
 
 
 class SpanState:
@@ -150,7 +163,7 @@ class SpanState:
     def _anyres_allowed(self) -> tuple[int, int] | list[tuple[int, int]]:
         cursor = self.anyres
         if cursor.codes_left:
-            return cursor.codes
+            return cursor.tile_allowed()
         # every later span (at its shortest) and <eos> must still fit after this span's shortest completion
         room = self.budget - self.emitted - self._reserve() - 1
         # the option that got us here was checked the same way, so at least one always fits
@@ -191,4 +204,5 @@ class SpanState:
 
     def _open(self, modality: str) -> None:
         self.in_span, self.position = True, 0
-        self.anyres = AnyResCursor(self.codec) if modality == "image" and self.codec.anyres else None
+        free_grid = modality == "image" and self.codec.anyres and self.codec.image_tiles is None
+        self.anyres = AnyResCursor(self.codec) if free_grid else None

@@ -14,6 +14,7 @@ An image of ``H x W`` pixels and a tokenizer tile size ``T`` (its ``image_size``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from unimodal.errors import ConfigError
+
 DEFAULT_MAX_TILES = 4
+Grid = tuple[int, int]
 
 
 class ImageCodec(Protocol):
@@ -73,16 +77,36 @@ def candidate_grids(max_tiles: int) -> list[tuple[int, int]]:
     return sorted(grids, key=lambda g: (g[0] * g[1], g[0]))
 
 
-def choose_grid(height: int, width: int, tile_size: int, max_tiles: int = DEFAULT_MAX_TILES) -> tuple[int, int]:
+def allowed_grids(max_tiles: int, grids: Iterable[Iterable[int]] | None = None) -> list[Grid]:
+    """The grids an image may take: ``grids`` (checked against ``max_tiles``) or, when None, every grid of at most
+    ``max_tiles`` tiles; in :func:`candidate_grids` order either way."""
+    if grids is None:
+        return candidate_grids(max_tiles)
+    chosen = []
+    for grid in grids:
+        pair = tuple(int(n) for n in grid)
+        if len(pair) != 2 or min(pair) < 1 or pair[0] * pair[1] > max_tiles:
+            raise ConfigError(f"tokenizer.image.anyres.grids: {list(grid)} is not [rows, cols] of at most "
+                              f"max_tiles={max_tiles} tiles; list grids like [[1, 1], [1, 2], [2, 1]]")
+        chosen.append(pair)
+    if not chosen:
+        raise ConfigError("tokenizer.image.anyres.grids is empty; list at least one [rows, cols] (or null: all)")
+    return sorted(set(chosen), key=lambda g: (g[0] * g[1], g[0]))
+
+
+def choose_grid(height: int, width: int, tile_size: int, max_tiles: int = DEFAULT_MAX_TILES,
+                grids: Iterable[Iterable[int]] | None = None) -> Grid:
     """The grid that keeps the most of the image's resolution, then wastes the least canvas.
 
-    Ties go to the first grid of :func:`candidate_grids` (fewer tiles, then fewer rows), so the choice
-    is deterministic. An image no larger than one tile always gets ``(1, 1)``.
+    ``grids`` limits the choice (see :func:`allowed_grids`). Ties go to the first grid of :func:`candidate_grids`
+    (fewer tiles, then fewer rows), so the choice is deterministic. An image no larger than one tile always gets
+    ``(1, 1)`` when that grid is allowed.
     """
     # The criterion is LLaVA-NeXT's `select_best_resolution` (Liu et al., 2024, "LLaVA-NeXT: improved reasoning").
     _check_size(height, width, tile_size)
-    best, best_key = (1, 1), (-1, 0)
-    for rows, cols in candidate_grids(max_tiles):
+    options = allowed_grids(max_tiles, grids)
+    best, best_key = options[0], (-1, 0)
+    for rows, cols in options:
         canvas_h, canvas_w = rows * tile_size, cols * tile_size
         fit_h, fit_w = _fitted(height, width, canvas_h, canvas_w)
         effective = min(fit_h * fit_w, height * width)  # upscaling adds no real resolution
@@ -155,12 +179,13 @@ class TiledImage:
     thumbnail_layout: TileLayout
 
 
-def split_image(image: Tensor, tile_size: int, max_tiles: int = DEFAULT_MAX_TILES, fill: float = 0.0) -> TiledImage:
+def split_image(image: Tensor, tile_size: int, max_tiles: int = DEFAULT_MAX_TILES, fill: float = 0.0,
+                grids: Iterable[Iterable[int]] | None = None) -> TiledImage:
     """``[C, H, W]`` in [0, 1] -> tiles of the best grid plus a global thumbnail (padding value ``fill``)."""
     if image.ndim != 3:
         raise ValueError(f"expected one image [C, H, W], got shape {tuple(image.shape)}")
     height, width = int(image.shape[1]), int(image.shape[2])
-    rows, cols = choose_grid(height, width, tile_size, max_tiles)
+    rows, cols = choose_grid(height, width, tile_size, max_tiles, grids)
     layout = fit_layout(height, width, rows, cols, tile_size)
     thumbnail_layout = fit_layout(height, width, 1, 1, tile_size)
     tiles = canvas_to_tiles(to_canvas(image, layout, fill), rows, cols)
@@ -217,9 +242,9 @@ def _device(tokenizer: Any) -> torch.device:
 
 
 def encode_anyres(tokenizer: ImageCodec, image: Tensor, max_tiles: int = DEFAULT_MAX_TILES,
-                  fill: float = 0.0) -> AnyResImage:
+                  fill: float = 0.0, grids: Iterable[Iterable[int]] | None = None) -> AnyResImage:
     """One ``[C, H, W]`` image in [0, 1] -> its :class:`AnyResImage` (thumbnail and tiles in one batch)."""
-    tiled = split_image(image, int(tokenizer.image_size), max_tiles, fill)
+    tiled = split_image(image, int(tokenizer.image_size), max_tiles, fill, grids)
     batch = torch.cat([tiled.thumbnail[None], tiled.tiles]).to(_device(tokenizer))
     codes = tokenizer.encode(batch).cpu().numpy()
     rows, cols = tiled.layout.rows, tiled.layout.cols

@@ -4,8 +4,9 @@ Clips are float ``[B, T, C, H, W]`` in [0, 1]; codes are ``[B, t, h, w]`` (``t``
 grid); ``decode`` gives ``[B, t', C, H, W]`` frames, played at ``frame_rate`` frames per second.
 
 - ``framewise``: samples ``sample_frames`` frames uniformly from the clip and tokenizes each with an image
-  tokenizer built from the ``image`` config (any registered single-codebook image kind); ``t`` is the
-  number of sampled frames, and decoding plays them at the rate that keeps the clip's duration.
+  tokenizer built from the ``image`` config (any registered image kind; an rvq one gives codes
+  ``[B, t, h, w, K]``); ``t`` is the number of sampled frames, and decoding plays them at the rate that keeps
+  the clip's duration.
 - ``causal3d``: causal 3-D convs (:mod:`.causal3d`) and a quantizer from :mod:`.quantizers` (fsq, lfq, ...).
   Time is compressed ``2 ** temporal_downsample`` times after the first frame, which is encoded alone, so
   ``T = 1 + 4k`` frames give ``1 + k`` code frames, and the codes of a code frame never depend on later
@@ -80,9 +81,6 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
         if not 1 <= int(sample_frames) <= int(num_frames):
             raise ConfigError(f"tokenizer.video.sample_frames={sample_frames} must lie in 1..num_frames={num_frames}")
         self.image = cls(**options)
-        if self.image.num_codebooks != 1:
-            raise ConfigError(f"tokenizer.video.image: {self.image.num_codebooks} codes per grid cell (rvq); a video "
-                              f"frame holds one code per cell: use fsq, vq or lfq")
         self.num_frames, self.sample_frames, self.fps = int(num_frames), int(sample_frames), float(fps)
         self.channels, self.image_size = self.image.channels, self.image.image_size
         self._config = {"image": {"kind": kind, **options}, "num_frames": self.num_frames,
@@ -92,6 +90,11 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
     @property
     def codebook_size(self) -> int:
         return self.image.codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        """The image tokenizer's levels per cell (rvq: K, each its own vocabulary range, as in image spans)."""
+        return self.image.num_codebooks
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
@@ -112,15 +115,16 @@ class FramewiseVideoTokenizer(ModuleWeights, nn.Module, VideoTokenizer):
 
     @torch.no_grad()
     def encode(self, videos: Tensor) -> Tensor:
-        """Clips ``[B, T, C, H, W]`` -> codes ``[B, sample_frames, h, w]``."""
+        """Clips ``[B, T, C, H, W]`` -> codes ``[B, sample_frames, h, w]`` (``[..., K]`` for an rvq image tokenizer)."""
         codes = self.image.encode(self._frames(videos))
         return codes.reshape(videos.shape[0], self.sample_frames, *codes.shape[1:])
 
     @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
-        """Codes ``[B, t, h, w]`` -> frames ``[B, t, C, H, W]`` in [0, 1]."""
-        if codes.ndim != 4:
-            raise ValueError(f"expected codes [B, t, h, w], got {tuple(codes.shape)}")
+        """Codes ``[B, t, h, w]`` (``[B, t, h, w, K]``) -> frames ``[B, t, C, H, W]`` in [0, 1]."""
+        if codes.ndim != (4 if self.num_codebooks == 1 else 5):
+            raise ValueError(f"expected codes [B, t, h, w{'' if self.num_codebooks == 1 else ', K'}], "
+                             f"got {tuple(codes.shape)}")
         frames = self.image.decode(codes.flatten(0, 1))
         return frames.reshape(codes.shape[0], codes.shape[1], *frames.shape[1:])
 

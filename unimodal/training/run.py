@@ -19,6 +19,7 @@ from unimodal.data.shards import TokenShard
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
 from unimodal.errors import ConfigError, UnimodalError
 from unimodal.run_folder import CONFIG_FILE, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE, build_vocab
+from unimodal.tokenizers.anyres_settings import AnyResSettings
 from unimodal.tokenizers.base import (
     ModalityTokenizer,
     constructor_options,
@@ -65,7 +66,9 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
     """``<modality>-<kind>-<hash>``: the hash covers the keys this kind uses, its training budget and the
     data, so keys of other kinds (the schema holds them all) and defaults left off never rename it."""
     settings = OmegaConf.to_container(tok_cfg, resolve=True)
-    settings.pop("layout", None)
+    for keys in (settings, settings.get("image") or {}):  # framewise video holds the image config too
+        keys.pop("layout", None)   # how the LM lays codes out, not the tokenizer
+        keys.pop("anyres", None)   # what it then encodes: data_fp covers it
     settings.pop("channels", None)  # always data.channels, which data_fp covers
     cls = registered_kind(tok_cfg.kind)
     if cls is not None:
@@ -116,7 +119,7 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
         else:
             tokenizer = build_tokenizer(modality, tok_cfg)
             train_split, val_split = samples["train"], samples["val"]
-            held_out = val_split.media(modality, 0, len(val_split))
+            held_out = tokenizer_media(val_split, modality, len(val_split), tok_cfg)
             if pretrained:
                 _say(f"[stage 0] {modality} tokenizer ({tok_cfg.kind}) is pretrained: measuring, not training")
                 metrics = measure(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
@@ -128,9 +131,9 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                 count = min(len(train_split), TOKENIZER_SAMPLES) if synthetic else len(train_split)
                 if modality == "video":  # clips are T frames each: cap them so that they fit in memory
                     count = min(count, VIDEO_TOKENIZER_SAMPLES)
-                metrics = fit_tokenizer(tokenizer, train_split.media(modality, 0, count), held_out, tok_cfg.train,
-                                        trainer_kwargs(cfg.trainer), progress=cfg.progress, seed=cfg.seed,
-                                        desc=modality)
+                metrics = fit_tokenizer(tokenizer, tokenizer_media(train_split, modality, count, tok_cfg), held_out,
+                                        tok_cfg.train, trainer_kwargs(cfg.trainer), progress=cfg.progress,
+                                        seed=cfg.seed, desc=modality)
             tokenizer.cpu().eval()
         metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
         metrics["data"] = str(cfg.data.name)  # scripts/evaluate.py measures on this data by default
@@ -155,16 +158,27 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
     return result
 
 
-def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dict[str, Any]:
+def tokenizer_media(split: Samples, modality: str, count: int, tok_cfg: Any) -> Any:
+    """The first ``count`` samples' media as a tokenizer trains and is measured on them: with AnyRes on, each
+    image's thumbnail and tiles (what the tokenizer will encode), since images then keep their own sizes."""
+    media = split.media(modality, 0, count)
+    anyres = AnyResSettings.from_config(tok_cfg.get("anyres")) if modality == "image" else None
+    return media if anyres is None else anyres.training_tiles(media, int(tok_cfg.image_size))
+
+
+def media_shapes(tokenizers: dict[str, ModalityTokenizer], cfg: Any) -> dict[str, Any]:
+    """What ``run.json`` records of the media: code grids and frames, the layout of K codes per image cell (rvq;
+    video frames too), and the AnyRes settings when they are on."""
     shapes: dict[str, Any] = {}
+    if "image" in tokenizers or "video" in tokenizers:
+        shapes["image_layout"] = str(cfg.tokenizer.image.layout)
     if "image" in tokenizers:
-        if tokenizers["image"].num_codebooks != 1:  # an image span holds one code per grid cell
-            raise ConfigError(f"tokenizer.image.quantizer: {tokenizers['image'].num_codebooks} codes per grid cell "
-                              f"(rvq); the LM's image span takes one: use fsq, vq or lfq for LM runs (rvq serves "
-                              f"stage=tokenizers and tokenizer benchmarks)")
         shapes["image_grid"] = list(tokenizers["image"].grid_shape)
+        anyres = AnyResSettings.from_config(cfg.tokenizer.image.anyres)
+        if anyres is not None:
+            shapes["image_anyres"] = anyres.to_json()
     if "audio" in tokenizers:
-        samples = round(data_cfg.sample_rate * data_cfg.audio_seconds)
+        samples = round(cfg.data.sample_rate * cfg.data.audio_seconds)
         shapes["audio_frames"] = int(tokenizers["audio"].frames(samples))
     if "video" in tokenizers:
         shapes["video_grid"] = list(tokenizers["video"].grid_shape)
@@ -213,7 +227,7 @@ def train(cfg: DictConfig) -> Path | None:
     from unimodal.training.resume import run_lock
     with run_lock(run_dir) if zero else nullcontext():  # one training run per folder (held by rank 0)
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
-        shapes = media_shapes(tokenizers, cfg.data)
+        shapes = media_shapes(tokenizers, cfg)
         if zero:
             write_run_files(cfg, run_dir, vocab, prepared, shapes)
 

@@ -11,6 +11,7 @@ from unimodal.data.shards import META, TokenShard, write_shard
 from unimodal.data.sources import Samples, data_fingerprint
 from unimodal.data.stream_shards import STREAM, StreamTokenShard, stream_complete, write_stream_shard
 from unimodal.errors import ConfigError
+from unimodal.tokenizers.anyres_settings import AnyResEncoder, AnyResSettings
 from unimodal.tokenizers.base import hash_json
 from unimodal.vocab import Vocabulary
 
@@ -35,9 +36,13 @@ def shard_root(cfg: DictConfig, expect: dict[str, Any], staging: bool = False) -
 def prepare_shards(cfg: DictConfig, samples: dict[str, Samples], tokenizers: dict[str, Any],
                    vocab: Vocabulary, say: Any = print) -> dict[str, Any]:
     """Each split's shard: reused when complete and built with these tokenizers and data, else written.
-    ``tokenizers`` maps modality -> tokenizer for text and every medium the run uses. With
+    ``tokenizers`` maps modality -> tokenizer for text and every medium the run uses. With AnyRes on, images are
+    stored as their thumbnail and tiles (the data fingerprint covers the settings). With
     ``paths.shards_format=litdata`` the memmap shard is the local staging copy and training reads the streaming
     shard made from it (``unimodal/data/stream_shards.py``)."""
+    anyres = AnyResSettings.from_config(cfg.data.get("anyres"))   # tokenizer.image.anyres, as the data follows it
+    if anyres is not None and "image" in tokenizers:
+        tokenizers = {**tokenizers, "image": AnyResEncoder(tokenizers["image"], anyres)}
     expect = shard_expectations(cfg, tokenizers)
     streaming = shards_format(cfg) == "litdata"
     root = shard_root(cfg, expect, staging=streaming)

@@ -229,7 +229,7 @@ def evaluate_video_tokenizer(tokenizer: Any, videos: Tensor, batch_size: int = 1
         psnr.append(frame_psnr(reference, frames).flatten())
         if frames.shape[1] > 1:
             temporal.append(temporal_error(reference, frames))
-        histogram = code_histograms(codes, 1, tokenizer.codebook_size)
+        histogram = code_histograms(codes, int(tokenizer.num_codebooks), tokenizer.codebook_size)
         counts = histogram if counts is None else counts + histogram
         tokens = int(codes[0].numel())
     usage, perplexity = usage_and_perplexity(counts)

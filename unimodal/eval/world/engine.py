@@ -29,6 +29,8 @@ from unimodal.eval.world.suite import EvalScene, categories
 from unimodal.media import images_to_tensor, videos_to_tensor
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment
+from unimodal.tokenizers.anyres import AnyResImage
+from unimodal.tokenizers.anyres_settings import flatten_anyres
 
 SCORED = ("text", "image", "audio", "video")  # modalities with an exact analyzer
 KEEP_MEDIA = 24  # generated media kept per split for the report's figures
@@ -180,6 +182,8 @@ def round_trip_producer(pipe: Any, world: Any) -> Producer:
 def _target_codes(generation: Any, target: str) -> np.ndarray | None:
     for segment in generation.segments:
         if segment.modality == target and not segment.truncated:
+            if isinstance(segment.payload, AnyResImage):   # thumbnail and tiles: every code generated
+                return flatten_anyres(segment.payload)
             return np.asarray(segment.payload).reshape(-1)
     return None
 

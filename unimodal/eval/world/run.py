@@ -36,7 +36,15 @@ def load_run(run: str | Path, device: str | None = None, synthetic: bool = False
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     world = make_world(cfg.data) if synthetic or str(cfg.data.name) == "synthetic" else None
-    return Pipeline.load(run_dir, device), cfg, world
+    pipe = Pipeline.load(run_dir, device)
+    if pipe.codec.anyres and "image" in pipe.tokenizers:
+        # AnyRes runs are scored on the square images the analyzers and judges know: generated at the tokenizer's
+        # size, beside real images read square (data.anyres off).
+        side = int(pipe.tokenizers["image"].image_size)
+        pipe = pipe.at_image_size((side, side))
+        if cfg.data.get("anyres") is not None:
+            cfg.data.anyres = None
+    return pipe, cfg, world
 
 
 def _directions(pipe: Any, wanted: list[str] | None) -> tuple[list[str], dict[str, str]]:
