@@ -289,6 +289,7 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
     run_dir: str | None = None
+    init_from: str | None = None   # stage=instruct: start from this run's model and tokenizers (training/init_from.py)
     resume: bool = True
     progress: bool = True
 

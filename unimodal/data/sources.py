@@ -21,7 +21,8 @@ from unimodal.tokenizers.base import hash_json
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
                 "folder": ("image", "audio", "video"), "speech": ("audio",),   # a folder holds images, sounds or clips
-                "moving_fashion_mnist": ("video", "image")}
+                "moving_fashion_mnist": ("video", "image"),
+                "chat": ("image",)}   # conversations about images (stage=instruct on an earlier run: data/llava.py)
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -34,6 +35,7 @@ FINGERPRINT_KEYS = {
     "speech": ("name", "num_train", "num_val", "seed", "sample_rate", "audio_seconds", "voices", "variants",
                "held_out_voices", "rate_range", "pitch_range", "peak"),
     "moving_fashion_mnist": ("name", "root", "num_train", "num_val", "seed", "image_size", "channels"),
+    "chat": ("name", "path", "limit"),
 }
 
 
@@ -132,6 +134,9 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
     if data_cfg.name == "clipart":
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
+    if data_cfg.name == "chat":
+        raise ConfigError("data=chat holds conversations, not paired samples: it tunes an earlier run with "
+                          "stage=instruct init_from=<run dir> data.path=<file.json>")
     if data_cfg.name == "speech":
         from unimodal.data.speech import load_speech
         return dict(load_speech(data_cfg, splits))

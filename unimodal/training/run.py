@@ -171,15 +171,26 @@ def train(cfg: DictConfig) -> Path | None:
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     media = list(cfg.modality.media)
-    check_source(cfg.data, media)
+    from unimodal.training.init_from import adopt_settings, check_data_size, check_shapes, read_source, start_from
+    source = read_source(cfg)  # init_from: the earlier run whose model and tokenizers stage=instruct tunes
+    chat = cfg.data.name == "chat"  # a user's conversations (stage=instruct on an earlier run), not paired samples
+    if source is not None:
+        adopt_settings(cfg, source)
+    elif chat:
+        raise ConfigError("data=chat tunes an earlier run on your conversations: add stage=instruct "
+                          "init_from=<run dir> (a stage=all, align or instruct run)")
+    if not chat:
+        check_source(cfg.data, media)
     from unimodal.model.extend import check_align_config
     check_align_config(cfg)  # stage=align: a pretrained LM and its own tokenizer, checked before stage 0
-    if "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
+    if source is None and "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
                           f"(it follows data.channels)")
-    samples = load_samples(cfg.data, ("train", "val"))
-    prepared = prepare_tokenizers(cfg, samples, media)
+    if source is not None and not chat:
+        check_data_size(cfg, source)
+    samples = {} if chat else load_samples(cfg.data, ("train", "val"))
+    prepared = source.prepared() if source is not None else prepare_tokenizers(cfg, samples, media)
     tokenizers = {m: tok for m, (tok, _) in prepared.items()}
     if not cfg.stage.train_lm:
         _say("[stage 0] done: tokenizers are in " + str(Path(cfg.paths.tokenizers_dir).resolve()))
@@ -192,10 +203,15 @@ def train(cfg: DictConfig) -> Path | None:
     with run_lock(run_dir):  # one training process per run folder
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg.data)
+        if source is not None:  # the shapes that run trained on (chat data: images fitted to its tokenizer)
+            shapes = {k: source.info[k] for k in ("image_grid", "audio_frames", "video_grid") if k in source.info}
+            if not chat:
+                check_shapes(source, media_shapes(tokenizers, cfg.data))
         info = {
             "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
             "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
             "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, tok in tokenizers.items()},
+            **({"init_from": str(source.folder)} if source is not None else {}),
         }
         check_resumable(run_dir, info)
         for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
@@ -206,15 +222,18 @@ def train(cfg: DictConfig) -> Path | None:
         OmegaConf.save(cfg, run_dir / CONFIG_FILE)
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
-        sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
+        sets = {} if chat else prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab,
+                                              say=_say)
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
         from unimodal.training.lm_trainer import fit_lm
+        if source is not None:
+            start_from(source, run_dir)  # <run>/lm-pretrain: that run's model, where tuning starts
         if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
             fit_lm(cfg, vocab, shapes, sets, run_dir)
         if cfg.stage.train_instruct:
             fit_instruct(cfg, vocab, shapes, sets, run_dir, tokenizers)
-    prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
+    prompt = "a red circle" if cfg.data.name in ("synthetic", "chat") else samples["train"].captions[0]
     first = "video" if media == ["video"] else "image"
     prompt = "a red circle moves left" if first == "video" and cfg.data.name == "synthetic" else prompt
     command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output={first}'
