@@ -294,6 +294,17 @@ class Config:
     progress: bool = True
 
 
+# Counts and sizes whose zero or negative value would fail later, deep in a run: refused at start, naming the key.
+AT_LEAST = {
+    1: ("lm.batch_size", "lm.max_steps", "lm.val_every_steps", "lm.checkpoint_every_steps", "lm.log_every_steps",
+        "instruct.batch_size", "instruct.max_steps", "instruct.max_turns", "instruct.val_every_steps",
+        "instruct.checkpoint_every_steps", "data.num_train", "data.num_val", "data.image_size", "data.sample_rate",
+        "model.context_length",
+        *(f"tokenizer.{m}.train.{k}" for m in ("image", "audio", "video") for k in ("steps", "batch_size"))),
+    0: ("lm.warmup_steps", "instruct.warmup_steps", "instruct.num_edits", "data.num_test", "seed"),
+}
+
+
 def _one_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     head = text[0] if text else type(err).__name__
@@ -324,8 +335,11 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
     from unimodal.data.mixture import check_modality_weights
     check_modality_weights(merged.modality)
-    if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
-        raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
+    for minimum, keys in AT_LEAST.items():
+        for key in keys:
+            value = OmegaConf.select(merged, key)
+            if value is not None and value < minimum:
+                raise ConfigError(f"{key}={value}: must be at least {minimum}")
     return merged
 
 

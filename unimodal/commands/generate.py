@@ -10,11 +10,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from unimodal.cli import run_cli
+from unimodal.command_config import validate_generate
 from unimodal.config import compose
-from unimodal.errors import UnimodalError
-from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
-from unimodal.model.fast_decode import fast_mode
-from unimodal.model.generate import SamplingConfig
 
 USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
 
@@ -33,12 +30,16 @@ def _table(node: Any) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node)) if node is not None else {}
 
 
-def sampling_from(cfg: Any) -> SamplingConfig:
+def sampling_from(cfg: Any) -> Any:
+    """The :class:`~unimodal.model.generate.SamplingConfig` of the options."""
+    from unimodal.model.fast_decode import fast_mode
+    from unimodal.model.generate import SamplingConfig
+
     return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
                           cfg_scale=_table(cfg.cfg_scale), cfg_schedule=_table(cfg.cfg_schedule),
                           repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
                           min_text_tokens=int(cfg.min_text_tokens),
-                          fast=fast_mode(cfg.get("fast", "auto")))
+                          fast=fast_mode(cfg.get("fast", "auto")))  # checked by validate_generate
 
 
 def slug(text: str) -> str:
@@ -59,9 +60,9 @@ def quote_free_text(override: str) -> str:
 
 def generate(overrides: list[str]) -> list[Path]:
     """Generate from the run of ``run=``; print each text answer and the path of every file written."""
-    cfg = compose([quote_free_text(o) for o in overrides], config_name="generate", validate_schema=False)
-    if not cfg.run:
-        raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
+    cfg = validate_generate(compose([quote_free_text(o) for o in overrides], config_name="generate",
+                                    validate_schema=False))
+    from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
     from unimodal.pipeline import Pipeline
 
     pipeline = Pipeline.load(cfg.run)
@@ -77,9 +78,7 @@ def generate(overrides: list[str]) -> list[Path]:
     question = cfg.get("question")
     if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
         prompt.append(str(question))
-    if not prompt:
-        raise UnimodalError('give a prompt: prompt="a red circle", image=<file>, audio=<file> or video=<file>')
-    outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
+    outputs = list(cfg.output)
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
                                 sampling=sampling_from(cfg), chat=bool(question))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"

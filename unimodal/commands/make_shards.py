@@ -4,10 +4,9 @@ shards themselves are :mod:`unimodal.training`'s."""
 from __future__ import annotations
 
 from unimodal.cli import run_cli
+from unimodal.command_config import options_from, validate_make_shards
 from unimodal.config import available, compose
-from unimodal.errors import ConfigError
 
-DEFAULT_SPLITS = ("train", "val")
 USAGE = f"""usage: python scripts/make_shards.py [splits=[train,val]] [key=value ...]
 
 Trains (or reuses) the tokenizers as scripts/train.py does, then writes one token shard per split
@@ -36,13 +35,8 @@ def make_shards(overrides: list[str]) -> dict:
 
 def parse_splits(overrides: list[str]) -> tuple[list[str], tuple[str, ...]]:
     """``splits=[train,val,test]`` (or ``splits=test``) out of the overrides; the rest go to the config."""
-    rest, splits = [], DEFAULT_SPLITS
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key != "splits":
-            rest.append(override)
-            continue
-        splits = tuple(s.strip() for s in value.strip("[]").split(",") if s.strip())
-        if not splits:
-            raise ConfigError("splits= is empty; give e.g. splits=[train,val,test]")
-    return rest, splits
+    rest = [o for o in overrides if o.partition("=")[0] != "splits"]
+    given = options_from([o for o in overrides if o.partition("=")[0] == "splits"])
+    if given.get("splits") is not None and not isinstance(given["splits"], list):
+        given["splits"] = [given["splits"]]
+    return rest, tuple(validate_make_shards(given).splits)
