@@ -243,6 +243,7 @@ class DataConfig:
     # video (modality=video sets video_frames): clips of this many frames, objects moving, captions saying how
     video_frames: int = 0
     video_fps: float = 8.0
+    scenes_with_clips: bool = False   # synthetic + clips: each sample also holds a still scene (modality=all)
     # real images
     root: str | None = None     # fashion_mnist, clipart: the installed package's folder
     path: str | None = None     # folder: the image folder with metadata.jsonl

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from unimodal.data.tasks import text_key
 from unimodal.errors import DataError, VocabularyMismatch
 from unimodal.vocab import Vocabulary
 
@@ -124,11 +125,13 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
     tmp.mkdir()
     dtype = token_dtype(vocab.size)
     media = [name for name in tokenizers if name != "text"]
-    modalities = ["text", *media]
+    views = {m: list(c) for m, c in getattr(samples, "captions_for", {}).items() if m in media}
+    modalities = ["text", *media, *(text_key(m) for m in views)]
     captions = list(samples.captions)
     text = tokenizers["text"].encode(captions)
+    view_ids = {m: tokenizers["text"].encode(c) for m, c in views.items()}   # a medium's own captions
     index = np.zeros((len(samples), len(modalities), 2), dtype=np.int64)
-    shapes: dict[str, Any] = {"text": None}
+    shapes: dict[str, Any] = {"text": None, **{text_key(m): None for m in views}}
     offset = 0
     bar = tqdm(total=len(samples), desc=desc, disable=not progress, unit="sample")
     with open(tmp / TOKENS, "wb") as handle:
@@ -142,7 +145,8 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
                     raise DataError(f"{name} tokenizer gave codes of shape {list(codes.shape[1:])} after "
                                     f"{shapes[name]}; shards hold one code shape per modality")
             for row in range(stop - start):
-                parts = [np.asarray(text[start + row]), *(batch[name][row].reshape(-1) for name in media)]
+                parts = [np.asarray(text[start + row]), *(batch[name][row].reshape(-1) for name in media),
+                         *(np.asarray(view_ids[m][start + row]) for m in views)]
                 for column, part in enumerate(parts):
                     index[start + row, column] = offset, part.size
                     offset += part.size

@@ -40,7 +40,9 @@ FINGERPRINT_KEYS = {
 
 
 class Samples(Protocol):
-    """One split as training reads it: a caption per sample and media batches made on demand."""
+    """One split as training reads it: a caption per sample and media batches made on demand. A source whose
+    media need captions of their own adds ``captions_for`` (medium -> one caption per sample; modality=all: the
+    clips' motion captions), which the shards keep as text payloads ``text:<medium>`` (:func:`tasks.text_key`)."""
 
     captions: list[str]
 
@@ -65,6 +67,10 @@ def check_source(data_cfg: Any, media: list[str] | tuple[str, ...] = ()) -> None
     check_video_source(data_cfg, media)
     if data_cfg.name == "synthetic" and int(data_cfg.get("channels", 3)) != 3:   # run configs older than the key
         raise ConfigError(f"data.channels={data_cfg.channels}: the synthetic world renders RGB; use 3")
+    still = [m for m in media if m != "video"]
+    if data_cfg.name == "synthetic" and "video" in media and still and not data_cfg.get("scenes_with_clips"):
+        raise ConfigError(f"the modality asks for video and {still}: set data.scenes_with_clips=true (still scenes "
+                          f"beside the clips), as modality=all does")
 
 
 def make_world(data_cfg: Any) -> Any:
@@ -105,6 +111,30 @@ class SceneSamples:
         raise ConfigError(f"data=synthetic has no {modality}")
 
 
+class ScenesAndClips:
+    """``modality=all`` on the synthetic world: sample ``i`` holds a still scene (its caption, image and sound) and,
+    drawn apart from it, a clip (its video and its own motion caption, ``captions_for["video"]``). No direction
+    joins a clip to an image or a sound, so each keeps its own distribution: 1-3 objects anywhere in the stills,
+    1-2 moving objects in the clips."""
+
+    def __init__(self, scenes: SceneSamples, clips: Any) -> None:
+        count = min(len(scenes), len(clips))
+        self.scenes, self.clips = scenes, clips
+        self.captions = scenes.captions[:count]
+        self.captions_for = {"video": clips.captions[:count]}
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    @property
+    def attributes(self) -> list[list[list[str]]]:
+        return self.scenes.attributes[:len(self)]
+
+    def media(self, modality: str, start: int, stop: int) -> torch.Tensor:
+        stop = min(stop, len(self))
+        return (self.clips if modality == "video" else self.scenes).media(modality, start, stop)
+
+
 def synthetic_scenes(world: Any, data_cfg: Any, split: str) -> list[Any]:
     """train and val: seeded scenes without the held-out combinations; test: any combination, another seed."""
     seed = int(data_cfg.seed)
@@ -123,7 +153,11 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         world = make_world(data_cfg)
         from unimodal.data.video_sources import clips_enabled, synthetic_clips
         if clips_enabled(data_cfg):  # modality=video: clips whose captions say how the objects move
-            return {split: synthetic_clips(world, data_cfg, split) for split in splits}
+            clips = {split: synthetic_clips(world, data_cfg, split) for split in splits}
+            if data_cfg.get("scenes_with_clips"):  # modality=all: still scenes beside the clips
+                return {split: ScenesAndClips(SceneSamples(world, synthetic_scenes(world, data_cfg, split)),
+                                              clips[split]) for split in splits}
+            return clips
         return {split: SceneSamples(world, synthetic_scenes(world, data_cfg, split)) for split in splits}
     if data_cfg.name == "fashion_mnist":
         from unimodal.data.images import load_fashion_mnist
@@ -164,6 +198,8 @@ def data_fingerprint(data_cfg: Any) -> str:
     chosen = {key: values.get(key) for key in FINGERPRINT_KEYS[data_cfg.name]}
     if values.get("video_frames"):  # clips: other captions and media (absent otherwise: still data keeps its hash)
         chosen["video_frames"] = values["video_frames"]
+        if values.get("scenes_with_clips"):
+            chosen["scenes_with_clips"] = True
     if data_cfg.name == "folder":
         from unimodal.data.folder import folder_signature
         chosen["contents"] = folder_signature(data_cfg)

@@ -105,7 +105,9 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             metrics = {"tokens_per_caption": float(np.mean(lengths)), "vocab": tokenizer.codebook_size}
         elif modality == "text":
             options = constructor_options(TextTokenizer, tokenizer_options("text", tok_cfg))
-            tokenizer = TextTokenizer.train(samples["train"].captions, **options)
+            texts = [*samples["train"].captions, *(c for view in getattr(samples["train"], "captions_for", {}).values()
+                                                   for c in view)]   # and the captions media have of their own
+            tokenizer = TextTokenizer.train(texts, **options)
             lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
             metrics = {"tokens_per_caption": float(np.mean(lengths)), "learned_vocab":
                        tokenizer.tokenizer.get_vocab_size()}
@@ -246,6 +248,8 @@ def train(cfg: DictConfig) -> Path | None:
     _say(f"  {command}")
     if "audio" in media:
         _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle" output=audio')
+    if "video" in media and first != "video":
+        _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle moves left" output=video')
     for source in media:
         _say(f"  python scripts/generate.py run={run_dir} {source}=<file> output=text")
     return run_dir

@@ -69,7 +69,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
     from unimodal.eval.world import figures
     from unimodal.eval.world.engine import batched_producer, score_direction
-    from unimodal.eval.world.lm_loss import bits_per_token
+    from unimodal.eval.world.lm_loss import bits_per_token_groups
     from unimodal.eval.world.report import write_report
     from unimodal.eval.world.suite import SPLITS, colour_chance
 
@@ -85,11 +85,15 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         return evaluate_real_run(options, run, pipe, cfg, out)
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
-    judged, make, read, judge = _footing(pipe, cfg, world)
-    scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
-    results = {d: score_direction(batched_producer(pipe, judged, d, options["cfg_scale"], options["seed"]), judged, d,
-                                  scenes, options["batch_size"], pipe.sample_rate, options["progress"], read, judge)
-               for d in chosen}
+    results, count = {}, 0
+    for judged, make, read, judge, directions in _footings(pipe, cfg, world, chosen):
+        scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
+        count += len(scenes)
+        for d in directions:
+            results[d] = score_direction(batched_producer(pipe, judged, d, options["cfg_scale"], options["seed"]),
+                                         judged, d, scenes, options["batch_size"], pipe.sample_rate,
+                                         options["progress"], read, judge)
+    results = {d: results[d] for d in chosen}
     metrics: dict[str, Any] = {
         "run": str(run), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "samples_per_split": options["samples"],
         "seed": options["seed"], "cfg_scale": options["cfg_scale"],
@@ -97,9 +101,11 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         "colour_chance": {split: colour_chance(world, split) for split in SPLITS},
         "held_out_combinations": sorted(f"{c} {s}" for c, s in world.held_out)}
     if options["lm_samples"]:
-        lm_scenes = [s for split in SPLITS
-                     for s in make(judged, split, options["lm_samples"], options["seed"] + 1)]
-        metrics["lm_bits_per_token"] = bits_per_token(pipe, judged, lm_scenes, progress=options["progress"])
+        tasks = [t for t in pipe.info["tasks"] if "->" in t]
+        groups = [(judged, [s for split in SPLITS for s in make(judged, split, options["lm_samples"],
+                                                                 options["seed"] + 1)], directions)
+                  for judged, make, _, _, directions in _footings(pipe, cfg, world, tasks)]
+        metrics["lm_bits_per_token"] = bits_per_token_groups(pipe, groups, progress=options["progress"])
     if options["vqa_scenes"] and _is_instruct(Path(run), cfg):
         metrics["vqa"] = _vqa(pipe, world, options)
     usage = _codebook_usage(results, pipe)
@@ -125,7 +131,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
                            for d, r in results.items()}
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, pictures, out / "report.md")
-    print(f"\nrun {run}: {len(scenes)} scenes x {len(results)} directions in {metrics['seconds']:.0f}s")
+    print(f"\nrun {run}: {count} scenes and clips, {len(results)} directions in {metrics['seconds']:.0f}s")
     for direction, table in metrics["directions"].items():
         exact = "  ".join(f"{split} {table[split]['exact']['accuracy']:.2f}" for split in table)
         print(f"  {direction:<14} exact: {exact}")
@@ -133,15 +139,18 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     return metrics
 
 
-def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:
-    """What scenes are and how outputs are judged: (world, make scenes, read, judge); clips for video runs."""
+def _footings(pipe: Any, cfg: Any, world: Any, directions: list[str]) -> list[tuple[Any, Any, Any, Any, list[str]]]:
+    """What is asked and how outputs are judged, with the directions judged so: (world, make scenes, read, judge,
+    directions). Directions with video are asked of clips; the others of still scenes (both in a modality=all run)."""
     from unimodal.eval.world.engine import read_motion
     from unimodal.eval.world.suite import categories, make_clips, make_scenes, motion_categories, motion_world
 
-    if "video" not in pipe.info["media"]:
-        return world, make_scenes, None, categories
-
-    return motion_world(world, cfg), make_clips, read_motion, motion_categories
+    moving = [d for d in directions if "video" in d.split("->")]
+    still = [d for d in directions if d not in moving]
+    footings = [(world, make_scenes, None, categories, still)] if still else []
+    if moving:
+        footings.append((motion_world(world, cfg), make_clips, read_motion, motion_categories, moving))
+    return footings
 
 
 def _is_instruct(run_dir: Path, cfg: Any) -> bool:
