@@ -53,13 +53,3 @@ def test_checkpoint_with_other_tokenizers_is_one_line(smoke_run, tmp_path):
 def test_mistyped_keys_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         compose([override])
-
-
-def test_every_config_group_composes():
-    from unimodal.config import available
-
-    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "tokenizer/video",
-                  "debug"):
-        for option in available(group):
-            cfg = compose([f"{group}={option}"])
-            assert cfg.model.context_length > 0
