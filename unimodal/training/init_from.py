@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from unimodal.errors import ConfigError, UnimodalError
+from unimodal.errors import ConfigError, UnimodalError, VocabularyMismatch
 from unimodal.run_folder import (
     CONFIG_FILE,
     LM_DIR,
@@ -72,7 +72,11 @@ def read_source(cfg: DictConfig) -> SourceRun | None:
     lm_dir = folder / LM_DIR
     if not (lm_dir / VOCAB_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise UnimodalError(f"{where}: no trained language model in {lm_dir} (did that run finish?)")
-    tokenizers = load_run_tokenizers(folder, info)  # each against run.json: one line naming both fingerprints
+    try:  # each tokenizer against the fingerprint in run.json: one line naming both
+        tokenizers = load_run_tokenizers(folder, info)
+    except VocabularyMismatch as err:
+        raise VocabularyMismatch(f"{where}: {err}; that run's tokenizers are not the ones its model was trained "
+                                 f"with") from None
     vocab = build_vocab(tokenizers)
     vocab.check_same(Vocabulary.load(lm_dir / VOCAB_FILE), f"{where}: its model {lm_dir}")
     return SourceRun(folder, info, OmegaConf.load(folder / CONFIG_FILE), tokenizers, vocab)

@@ -1,9 +1,11 @@
-"""stage=instruct: tune the pretrained language model on synthetic conversations, loss on the answers only.
+"""stage=instruct: tune the pretrained language model on conversations, loss on the answers only: synthetic ones
+with computed answers (``data=synthetic``), or a user's LLaVA-format file (``data=chat``).
 
-Runs after pretraining (``fit_lm``) in the same run folder. The pretrained model is kept in
-``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where ``unimodal.load`` and
-``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``, made as in pretraining (the
-same loggers, the same safetensors + JSON checkpoint with RNG and data position); a stopped run resumes there.
+Runs after pretraining (``fit_lm``) in the same run folder, or on an earlier run's model (``init_from``). The
+pretrained model is kept in ``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where
+``unimodal.load`` and ``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``, made as in
+pretraining (the same loggers, the same safetensors + JSON checkpoint with RNG and data position); a stopped run
+resumes there.
 """
 
 from __future__ import annotations

@@ -77,6 +77,10 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     pipe, cfg, world = load_run(run, options["device"])
     out = Path(options["out"]) if options["out"] and not options["compare"] else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if world is None and str(cfg.data.name) == "chat":
+        raise UnimodalError(f"run {run} was tuned on your conversations (data=chat), which hold no answers to score "
+                            f"against; score the run it started from ({cfg.get('init_from')}), or ask it with "
+                            f"scripts/generate.py run={run} image=<file> question=\"...\" output=text")
     if world is None:
         if options["compare"]:
             raise UnimodalError(f"run {run} is on data={cfg.data.name}: compare= takes runs on data=synthetic")
