@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import smoke_overrides
+from tests.conftest import loss_of, smoke_overrides
 from unimodal.config import compose
 from unimodal.data.llava import parse_records, read_conversations
 from unimodal.errors import ConfigError, DataError
@@ -73,14 +73,18 @@ def test_a_pretty_printed_array_is_read_past_a_broken_record():
     assert [line for line, _, _ in lines] == [1, 2, 3]
 
 
-def test_instruct_trains_on_a_llava_file_and_names_the_two_bad_entries(smoke_run, tmp_path, capsys, one_thread):
-    """Must show: instruct trains on a LLaVA-format file with one bad line and one missing image; both are named."""
+def test_instruct_trains_on_a_llava_file_and_names_the_two_bad_entries(smoke_run, tmp_path, capsys, first_step,
+                                                                       one_thread):
+    """Must show: instruct trains on a LLaVA-format file with one bad line and one missing image; both are named.
+    It tunes a pretrained run of ours (init_from): the first loss is that run's model's on the same batch."""
     from unimodal.training.run import train
 
     _, source = smoke_run
     path, bad_json, missing = write_llava_file(tmp_path / "data")
     run = train(compose(smoke_overrides(tmp_path, "stage=instruct", f"init_from={source}", "data=chat",
-                                        f"data.path={path}", f"run_dir={tmp_path}/chat-run")))
+                                        f"data.path={path}", f"run_dir={tmp_path}/chat-run",
+                                        "trainer.precision=32-true")))
+    assert first_step["loss"] == pytest.approx(loss_of(source, first_step["batch"]), abs=1e-6)
     out = capsys.readouterr().out
     named = [line for line in out.splitlines() if line.startswith("[data] skipped ")]
     assert len(named) == 2

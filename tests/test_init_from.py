@@ -5,42 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from tests.conftest import copy_with_retrained_tokenizer, smoke_overrides
+from tests.conftest import copy_with_retrained_tokenizer, loss_of, smoke_overrides
 from tests.test_align import align_overrides, tiny_llm  # noqa: F401  (a fixture)
 from unimodal.config import compose
 from unimodal.errors import ConfigError, VocabularyMismatch
-
-
-@pytest.fixture
-def first_step(monkeypatch):
-    """The first training batch and its loss, as the Lightning step computed them."""
-    from unimodal.training.lm_module import LMModule
-
-    seen: dict = {}
-    step = LMModule.training_step
-
-    def record(self, batch, batch_idx):
-        loss = step(self, batch, batch_idx)
-        if not seen:
-            seen.update(batch={k: v.detach().clone() for k, v in batch.items()}, loss=float(loss))
-        return loss
-
-    monkeypatch.setattr(LMModule, "training_step", record)
-    return seen
-
-
-def loss_of(run_dir, batch) -> float:
-    """The loss of the model in ``run_dir/lm`` on ``batch``, by the training loss function."""
-    from unimodal.model.lm import load_lm
-    from unimodal.training.lm_module import masked_lm_loss
-    from unimodal.vocab import Vocabulary
-
-    model = load_lm(run_dir / "lm", Vocabulary.load(run_dir / "vocab.json")).train()
-    with torch.no_grad():
-        loss, _ = masked_lm_loss(model, batch["ids"], batch["loss_mask"], batch["attention_mask"])
-    return float(loss)
 
 
 def instruct_from(root, source, *extra: str) -> list[str]:
@@ -64,15 +33,6 @@ def test_align_then_instruct_starts_from_the_aligned_weights(tiny_llm, tmp_path,
                                                                           "model.safetensors").read_bytes()
     assert json.loads((tuned / "instruct" / "summary.json").read_text())["steps"] == 4
     assert loss_of(tuned, first_step["batch"]) != pytest.approx(first_step["loss"], abs=1e-6)  # it tuned
-
-
-def test_instruct_starts_from_a_pretrained_run_of_ours(smoke_run, tmp_path, first_step, one_thread):
-    from unimodal.training.run import train
-
-    _, source = smoke_run
-    tuned = train(compose(instruct_from(tmp_path, source)))
-    assert first_step["loss"] == pytest.approx(loss_of(source, first_step["batch"]), abs=1e-6)
-    assert (tuned / "lm" / "config.json").is_file() and (tuned / "lm-pretrain" / "config.json").is_file()
 
 
 def test_init_from_refuses_other_tokenizers_and_mismatched_settings(smoke_run, tmp_path):

@@ -77,10 +77,10 @@ def test_bad_option_is_one_line_naming_the_key(script, args, key, capsys):
     assert "Traceback" not in captured.err + captured.out
 
 
+# The scripts are one-line wrappers, ``sys.exit(main())``, so main()'s 2 above is their exit code; two of them run
+# as processes here to show it (export and make_shards start transformers and hydra: slow on a busy box).
 @pytest.mark.parametrize("script, args", [("generate", ["run=r", "prompt=a", "num_samples=0"]),
-                                          ("evaluate", ["run=r", "samples=-1"]),
-                                          ("export", ["run=r", "out=o", "oot=x"]),
-                                          ("make_shards", ["splits=[trian]"])])
+                                          ("evaluate", ["run=r", "samples=-1"])])
 def test_scripts_exit_with_code_2_and_one_line(script, args):
     result = subprocess.run([sys.executable, f"scripts/{script}.py", *args], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
