@@ -250,8 +250,8 @@ def train(cfg: DictConfig) -> Path | None:
         _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle" output=audio')
     if "video" in media and first != "video":
         _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle moves left" output=video')
-    for source in media:
-        _say(f"  python scripts/generate.py run={run_dir} {source}=<file> output=text")
+    for medium in media:
+        _say(f"  python scripts/generate.py run={run_dir} {medium}=<file> output=text")
     return run_dir
 
 
