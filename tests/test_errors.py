@@ -53,3 +53,12 @@ def test_checkpoint_with_other_tokenizers_is_one_line(smoke_run, tmp_path):
 def test_mistyped_keys_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         compose([override])
+
+
+def test_a_context_too_short_for_a_task_is_one_line_before_training(smoke_run, tmp_path):
+    from tests.conftest import smoke_overrides
+    from unimodal.training.run import train
+
+    root, _ = smoke_run   # its tokenizers and shards are reused: only the check runs
+    with pytest.raises(ConfigError, match="model.context_length is 50; raise it"):
+        train(compose(smoke_overrides(root, "model.context_length=50", f"run_dir={tmp_path}/run")))

@@ -100,7 +100,7 @@ def companions(group: str, option: str, a: Assets) -> list[str]:
         ("data", "clipart"): ["modality=image", "data.limit=40", "data.image_size=32"],
         ("data", "folder"): ["modality=image", f"data.path={a.folder}"],
         ("data", "speech"): ["modality=audio"],
-        ("data", "moving_fashion_mnist"): ["modality=video", "data.num_test=8"],
+        ("data", "moving_fashion_mnist"): ["modality=video", "data.num_test=8", "model.context_length=512"],
         ("data", "chat"): ["stage=instruct", f"init_from={a.source}", f"data.path={a.chat}"],
     }
     return table.get((group, option), [])
