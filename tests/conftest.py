@@ -49,3 +49,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def first_step(monkeypatch):
+    """The first training batch and its loss, as the Lightning step computed them."""
+    from unimodal.training.lm_module import LMModule
+
+    seen: dict = {}
+    step = LMModule.training_step
+
+    def record(self, batch, batch_idx):
+        loss = step(self, batch, batch_idx)
+        if not seen:
+            seen.update(batch={k: v.detach().clone() for k, v in batch.items()}, loss=float(loss))
+        return loss
+
+    monkeypatch.setattr(LMModule, "training_step", record)
+    return seen
+
+
+def loss_of(run_dir, batch) -> float:
+    """The loss of the model in ``run_dir/lm`` on ``batch``, by the training loss function."""
+    from unimodal.model.lm import load_lm
+    from unimodal.training.lm_module import masked_lm_loss
+    from unimodal.vocab import Vocabulary
+
+    model = load_lm(run_dir / "lm", Vocabulary.load(run_dir / "vocab.json")).train()
+    with torch.no_grad():
+        loss, _ = masked_lm_loss(model, batch["ids"], batch["loss_mask"], batch["attention_mask"])
+    return float(loss)

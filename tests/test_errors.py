@@ -55,11 +55,10 @@ def test_mistyped_keys_name_the_key(override, key):
         compose([override])
 
 
-def test_every_config_group_composes():
-    from unimodal.config import available
+def test_a_context_too_short_for_a_task_is_one_line_before_training(smoke_run, tmp_path):
+    from tests.conftest import smoke_overrides
+    from unimodal.training.run import train
 
-    for group in ("modality", "model", "stage", "trainer", "tokenizer/image", "tokenizer/audio", "tokenizer/video",
-                  "debug"):
-        for option in available(group):
-            cfg = compose([f"{group}={option}"])
-            assert cfg.model.context_length > 0
+    root, _ = smoke_run   # its tokenizers and shards are reused: only the check runs
+    with pytest.raises(ConfigError, match="model.context_length is 50; raise it"):
+        train(compose(smoke_overrides(root, "model.context_length=50", f"run_dir={tmp_path}/run")))

@@ -116,7 +116,7 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
     from unimodal.eval.world.run import _vqa, load_run
 
     pipe, _, world = load_run(str(copy), "cpu")  # the question-answering path of stage=instruct runs
-    vqa = _vqa(pipe, world, parse_run_options(["vqa_scenes=2", "progress=false"]))
+    vqa = _vqa(pipe, world, parse_run_options([f"run={copy}", "vqa_scenes=2", "progress=false"]))
     assert set(vqa) == set(SPLITS) and "count" in vqa["held_out"]
     second = shutil.copytree(copy, tmp_path / "second" / run_dir.name)  # with its eval/metrics.json, reused
     compared = tmp_path / "cmp"

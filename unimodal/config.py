@@ -258,6 +258,7 @@ class DataConfig:
     # video (modality=video sets video_frames): clips of this many frames, objects moving, captions saying how
     video_frames: int = 0
     video_fps: float = 8.0
+    scenes_with_clips: bool = False   # synthetic + clips: each sample also holds a still scene (modality=all)
     # real images
     root: str | None = None     # fashion_mnist, clipart: the installed package's folder
     path: str | None = None     # folder: the image folder with metadata.jsonl
@@ -309,8 +310,21 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
     run_dir: str | None = None
+    init_from: str | None = None   # stage=instruct: start from this run's model and tokenizers (training/init_from.py)
     resume: bool = True
     progress: bool = True
+
+
+# Counts and sizes whose zero or negative value would fail later, deep in a run: refused at start, naming the key.
+AT_LEAST = {
+    1: ("lm.batch_size", "lm.max_steps", "lm.accumulate_grad_batches", "lm.val_every_steps",
+        "lm.checkpoint_every_steps", "lm.log_every_steps",
+        "instruct.batch_size", "instruct.max_steps", "instruct.max_turns", "instruct.val_every_steps",
+        "instruct.checkpoint_every_steps", "data.num_train", "data.num_val", "data.image_size", "data.sample_rate",
+        "model.context_length",
+        *(f"tokenizer.{m}.train.{k}" for m in ("image", "audio", "video") for k in ("steps", "batch_size"))),
+    0: ("lm.warmup_steps", "instruct.warmup_steps", "instruct.num_edits", "data.num_test", "seed"),
+}
 
 
 def _one_line(err: Exception) -> str:
@@ -351,8 +365,11 @@ def validate(cfg: DictConfig) -> DictConfig:
     AnyResSettings.from_config(merged.tokenizer.image.anyres)   # max_tiles and grids checked, naming the key
     if merged.data.anyres != merged.tokenizer.image.anyres:
         raise ConfigError("data.anyres follows tokenizer.image.anyres: set tokenizer.image.anyres.* instead")
-    if merged.lm.batch_size < 1 or merged.lm.max_steps < 1 or merged.lm.accumulate_grad_batches < 1:
-        raise ConfigError("lm.batch_size, lm.max_steps and lm.accumulate_grad_batches must be at least 1")
+    for minimum, keys in AT_LEAST.items():
+        for key in keys:
+            value = OmegaConf.select(merged, key)
+            if value is not None and value < minimum:
+                raise ConfigError(f"{key}={value}: must be at least {minimum}")
     trainer = merged.trainer
     if trainer.strategy not in STRATEGIES:
         raise ConfigError(f"trainer.strategy={trainer.strategy!r}: choose one of {', '.join(STRATEGIES)}")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from unimodal.commands.app import is_hydra_arg, run_app
+from unimodal.commands.options import options_from, validate_evaluate, validate_tokenizer_evaluation
 from unimodal.errors import ConfigError
 
 USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=value]
@@ -38,19 +41,6 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   num_images=N     first N images (or clips) of the split (default: all)   grid=8 (images in the PNG; 0 = none)
   num_codebooks=K  audio: decode with the first K RVQ levels (a lower bitrate; default all)
   batch_size=64  progress=true  device=auto|cpu|cuda  out=<dir>"""
-
-RUN_OPTIONS: dict[str, Any] = {"run": None, "compare": None, "out": None, "samples": 100, "lm_samples": 100,
-                               "vqa_scenes": 100, "batch_size": 64, "seed": 0, "seeds": 3, "controls": True,
-                               "cfg_scale": 3.0, "directions": None,
-                               "progress": True, "device": "auto", "reuse": True, "judge_steps": 400,
-                               "inception": None}   # real-image runs: Inception-v3 FID weights file (standard FID)
-_RUN_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "seeds", "judge_steps")
-_RUN_FLAGS = ("progress", "reuse", "controls")
-TASKS = ("tokenizer",)
-# Keys task=tokenizer reads itself; `data=<name>` and `data.<key>=...` go to the config tree.
-TOKENIZER_OPTIONS: dict[str, Any] = {"task": None, "tokenizer": None, "split": "test", "num_images": None,
-                                     "out": None, "batch_size": 64, "grid": 8, "progress": True, "device": "auto",
-                                     "num_codebooks": None}   # audio: RVQ levels to decode with (default all)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,8 +91,6 @@ def evaluate_runs(overrides: list[str]) -> dict[str, Any]:
         from unimodal.eval.world.run import compare_runs
 
         return compare_runs(options)
-    if not options["run"]:
-        raise ConfigError("run=<run dir> or compare=[runA,runB] is required")
     from unimodal.eval.world.run import evaluate_run
 
     return evaluate_run(options)
@@ -129,62 +117,22 @@ def quote_directions(arg: str) -> str:
     return f"{key}=[" + ",".join(f"'{part}'" for part in _list(value)) + "]"
 
 
-def _flag(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no", "off")
-
-
 def parse_run_options(overrides: list[str]) -> dict[str, Any]:
     """``key=value`` overrides of ``run=`` / ``compare=`` -> checked options; a one-line error names a bad key."""
-    options = dict(RUN_OPTIONS)
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key not in RUN_OPTIONS:
-            raise ConfigError(f"unknown key {key!r} for run=/compare=; evaluate takes "
-                              f"{', '.join(f'{k}=' for k in RUN_OPTIONS)}")
-        options[key] = value
-    for key in _RUN_INTS:
-        value = str(options[key])
-        if not value.isdigit() or (int(value) < 1 and key not in ("seed", "lm_samples", "vqa_scenes")):
-            raise ConfigError(f"{key}={value!r}: expected a whole number (>= 1)")
-        options[key] = int(value)
-    try:
-        options["cfg_scale"] = float(options["cfg_scale"])
-    except ValueError:
-        raise ConfigError(f"cfg_scale={options['cfg_scale']!r}: expected a number, e.g. 3.0") from None
-    for key in _RUN_FLAGS:
-        options[key] = _flag(options[key])
-    if options["directions"] is not None:
-        options["directions"] = _list(str(options["directions"]))
-    if options["compare"] is not None:
-        options["compare"] = _list(str(options["compare"]))
-        if len(options["compare"]) < 1:
-            raise ConfigError("compare=[runA,runB,...]: name at least one run folder")
+    given = options_from(overrides)
+    for key in ("compare", "directions"):  # compare=runA: a list of one
+        if isinstance(given.get(key), str):
+            given[key] = [given[key]]
+    options = OmegaConf.to_container(validate_evaluate(given))
     options["device"] = resolve_device(str(options["device"]))
     return options
 
 
 def parse_tokenizer_options(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     """``task=tokenizer`` overrides -> its checked options, and the data-config overrides."""
-    options, data_overrides = dict(TOKENIZER_OPTIONS), []
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key == "data" or key.startswith("data."):
-            data_overrides.append(override)
-        elif key in TOKENIZER_OPTIONS:
-            options[key] = value
-        else:
-            raise ConfigError(f"unknown key {key!r}; evaluate takes {', '.join(f'{k}=' for k in TOKENIZER_OPTIONS)}, "
-                              f"data=<name> and data.<key>=<value>")
-    for key in ("num_images", "batch_size", "grid", "num_codebooks"):
-        value = options[key]
-        if value is not None and not isinstance(value, int):
-            if not str(value).isdigit() or int(value) < (0 if key == "grid" else 1):
-                raise ConfigError(f"{key}={value!r}: expected a positive whole number")
-            options[key] = int(value)
-    options["progress"] = _flag(options["progress"])
-    if options["task"] not in TASKS:
-        given = f"task={options['task']!r} is not a task" if options["task"] else "task= is required"
-        raise ConfigError(f"{given}; choose one of: {', '.join(TASKS)}")
+    data_overrides = [o for o in overrides if o.partition("=")[0] == "data" or o.startswith("data.")]
+    given = options_from([o for o in overrides if o not in data_overrides])
+    options = OmegaConf.to_container(validate_tokenizer_evaluation(given))
     options["device"] = resolve_device(str(options["device"]))
     return options, data_overrides
 

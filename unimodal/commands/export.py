@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unimodal.commands.app import is_hydra_arg, run_app
+from unimodal.commands.options import options_from, validate_export
 from unimodal.errors import UnimodalError
 from unimodal.model.lm import MEDIA_POSITIONS_FILE, MEDIA_POSITIONS_KEY
 from unimodal.run_folder import LM_DIR, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE
@@ -72,6 +73,19 @@ def _readme(info: dict[str, Any], model_config: dict[str, Any], media_positions:
     return "\n".join(lines)
 
 
+def _remote_readme(remote: dict[str, str] | None) -> str:
+    if remote is None:
+        return ""
+    return "\n".join([
+        "## Which load gives which logits", "",
+        "```python", "from transformers import AutoModelForCausalLM",
+        "model = AutoModelForCausalLM.from_pretrained(\"<this folder>\", trust_remote_code=True)", "```", "",
+        f"builds `{remote['class']}` from `{remote['file']}` (it imports only torch and transformers and reads the",
+        f"table from `{MEDIA_POSITIONS_FILE}`): the logits unimodal computes, in a forward pass and in `generate()`.",
+        "Without `trust_remote_code` the same call builds a plain `LlamaForCausalLM` without the table: its logits",
+        "equal unimodal's only where no media token is in the input.", ""])
+
+
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write the export of ``run_dir`` to ``out`` (which must not exist or be empty); return ``out``."""
     run_dir, out = Path(run_dir), Path(out)
@@ -93,6 +107,8 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
     shutil.copy2(run_dir / RUN_FILE, partial / RUN_FILE)
     shutil.copytree(run_dir / TOKENIZERS_DIR, partial / TOKENIZERS_DIR)
     media_positions = (lm_dir / MEDIA_POSITIONS_FILE).is_file()
+    from unimodal.model.remote_code import add_remote_code, supports_remote_code
+    remote = add_remote_code(partial, vocab) if media_positions and supports_remote_code(model_config) else None
     manifest = {
         "format": "unimodal-export/1",
         "model": {"loader": "transformers.AutoModelForCausalLM", "vocab_size": model_config.get("vocab_size")},
@@ -101,9 +117,10 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
         "media_positions": ({"file": MEDIA_POSITIONS_FILE, "max_span": model_config.get(MEDIA_POSITIONS_KEY),
                              "use": "added to the input embeddings (unimodal.model.lm.embed_ids)"}
                             if media_positions else None),
+        "remote_code": remote,   # trust_remote_code: the class that adds the table, unimodal's logits
     }
     (partial / EXPORT_FILE).write_text(json.dumps(manifest, indent=2))
-    (partial / "README.md").write_text(_readme(info, model_config, media_positions))
+    (partial / "README.md").write_text(_readme(info, model_config, media_positions) + _remote_readme(remote))
     if out.exists():
         out.rmdir()  # empty (checked above)
     partial.rename(out)
@@ -116,11 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: list[str]) -> None:
-    pairs = dict(arg.split("=", 1) for arg in args if "=" in arg and not is_hydra_arg(arg))
-    unknown = sorted(set(pairs) - {"run", "out"})
-    if unknown or not pairs.get("run") or not pairs.get("out"):
-        raise UnimodalError("scripts/export.py takes run=<run dir> out=<new folder>"
-                            + (f" (unknown keys: {', '.join(unknown)})" if unknown else ""))
+    """Names, types and the two required keys, before Hydra sees them (:func:`validate_export`)."""
+    validate_export(options_from([arg for arg in args if "=" in arg and not is_hydra_arg(arg)]))
 
 
 def export(overrides: list[str]) -> Path:

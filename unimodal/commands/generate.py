@@ -10,11 +10,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from unimodal.commands.app import check_overrides, run_app
+from unimodal.commands.options import validate_generate
 from unimodal.config import compose
 from unimodal.errors import UnimodalError
-from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
-from unimodal.model.fast_decode import fast_mode
-from unimodal.model.generate import SamplingConfig
 
 USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
 
@@ -35,12 +33,16 @@ def _table(node: Any) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node)) if node is not None else {}
 
 
-def sampling_from(cfg: Any) -> SamplingConfig:
+def sampling_from(cfg: Any) -> Any:
+    """The :class:`~unimodal.model.generate.SamplingConfig` of the options."""
+    from unimodal.model.fast_decode import fast_mode
+    from unimodal.model.generate import SamplingConfig
+
     return SamplingConfig(temperature=_table(cfg.temperature), top_k=_table(cfg.top_k), top_p=_table(cfg.top_p),
                           cfg_scale=_table(cfg.cfg_scale), cfg_schedule=_table(cfg.cfg_schedule),
                           repetition_penalty=float(cfg.repetition_penalty), max_new_tokens=int(cfg.max_new_tokens),
                           min_text_tokens=int(cfg.min_text_tokens),
-                          fast=fast_mode(cfg.get("fast", "auto")))
+                          fast=fast_mode(cfg.get("fast", "auto")))  # checked by validate_generate
 
 
 def _positive_pair(value: Any, separator: str, key: str, example: str) -> tuple[float, float]:
@@ -100,8 +102,8 @@ def generate(overrides: list[str]) -> list[Path]:
 
 def generate_from(cfg: Any) -> list[Path]:
     """Generate from the run of ``run=``; print each text answer and the path of every file written."""
-    if not cfg.run:
-        raise UnimodalError("run=<run dir> is required (a folder written by scripts/train.py)")
+    cfg = validate_generate(cfg)
+    from unimodal.media import read_audio, read_image, read_video, write_gif, write_mp4, write_png, write_wav
     from unimodal.pipeline import Pipeline
 
     pipeline = Pipeline.load(cfg.run)
@@ -117,9 +119,7 @@ def generate_from(cfg: Any) -> list[Path]:
     question = cfg.get("question")
     if question:  # a chat turn: the media above, then the question (a run tuned with stage=instruct)
         prompt.append(str(question))
-    if not prompt:
-        raise UnimodalError('give a prompt: prompt="a red circle", image=<file>, audio=<file> or video=<file>')
-    outputs = list(cfg.output) if OmegaConf.is_list(cfg.output) else [str(cfg.output)]
+    outputs = list(cfg.output)
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
                                 sampling=sampling_from(cfg), chat=bool(question),
                                 image_size=image_size_from(cfg, pipeline))

@@ -7,10 +7,9 @@ from __future__ import annotations
 from omegaconf import DictConfig, open_dict
 
 from unimodal.commands.app import check_overrides, is_hydra_arg, run_app
+from unimodal.commands.options import options_from, validate_make_shards
 from unimodal.config import available, compose, validate
-from unimodal.errors import ConfigError
 
-DEFAULT_SPLITS = ("train", "val")
 USAGE = f"""usage: python scripts/make_shards.py [splits=[train,val]] [key=value ...]
 
 Trains (or reuses) the tokenizers as scripts/train.py does, then writes one token shard per split
@@ -33,9 +32,8 @@ def _check(args: list[str]) -> None:
 
 def make_shards_job(cfg: DictConfig) -> dict:
     with open_dict(cfg):
-        splits = tuple(str(s) for s in cfg.pop("splits"))
-    if not splits:
-        raise ConfigError("splits= is empty; give e.g. splits=[train,val,test]")
+        given = cfg.pop("splits")
+    splits = tuple(validate_make_shards({"splits": [str(s) for s in given]}).splits)
     return shard_splits(validate(cfg), splits)
 
 
@@ -57,13 +55,8 @@ def shard_splits(cfg: DictConfig, splits: tuple[str, ...]) -> dict:
 
 def parse_splits(overrides: list[str]) -> tuple[list[str], tuple[str, ...]]:
     """``splits=[train,val,test]`` (or ``splits=test``) out of the overrides; the rest go to the config."""
-    rest, splits = [], DEFAULT_SPLITS
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key != "splits":
-            rest.append(override)
-            continue
-        splits = tuple(s.strip() for s in value.strip("[]").split(",") if s.strip())
-        if not splits:
-            raise ConfigError("splits= is empty; give e.g. splits=[train,val,test]")
-    return rest, splits
+    rest = [o for o in overrides if o.partition("=")[0] != "splits"]
+    given = options_from([o for o in overrides if o.partition("=")[0] == "splits"])
+    if given.get("splits") is not None and not isinstance(given["splits"], list):
+        given["splits"] = [given["splits"]]
+    return rest, tuple(validate_make_shards(given).splits)

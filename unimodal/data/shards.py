@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from unimodal.data.tasks import text_key
 from unimodal.errors import DataError, VocabularyMismatch
 from unimodal.tokenizers.anyres import AnyResImage
 from unimodal.tokenizers.anyres_settings import flatten_anyres, unflatten_anyres
@@ -134,12 +135,14 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
     tmp.mkdir()
     dtype = token_dtype(vocab.size)
     media = [name for name in tokenizers if name != "text"]
-    modalities = ["text", *media]
+    views = {m: list(c) for m, c in getattr(samples, "captions_for", {}).items() if m in media}
+    modalities = ["text", *media, *(text_key(m) for m in views)]
     captions = list(samples.captions)
     text = tokenizers["text"].encode(captions)
+    view_ids = {m: tokenizers["text"].encode(c) for m, c in views.items()}   # a medium's own captions
     index = np.zeros((len(samples), len(modalities), 2), dtype=np.int64)
     grids = np.zeros((len(samples), 2), dtype=np.int64)   # AnyRes tile grids (written when there are some)
-    shapes: dict[str, Any] = {"text": None}
+    shapes: dict[str, Any] = {"text": None, **{text_key(m): None for m in views}}
     offset = 0
     bar = tqdm(total=len(samples), desc=desc, disable=not progress, unit="sample")
     with open(tmp / TOKENS, "wb") as handle:
@@ -158,7 +161,8 @@ def write_shard(folder: str | Path, samples: Any, tokenizers: dict[str, Any], vo
                 for codes in batch.values():
                     if isinstance(codes, list):
                         grids[start + row] = codes[row].grid
-                parts = [np.asarray(text[start + row]), *(_flat(batch[name][row]) for name in media)]
+                parts = [np.asarray(text[start + row]), *(_flat(batch[name][row]) for name in media),
+                         *(np.asarray(view_ids[m][start + row]) for m in views)]
                 for column, part in enumerate(parts):
                     index[start + row, column] = offset, part.size
                     offset += part.size

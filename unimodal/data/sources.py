@@ -21,7 +21,8 @@ from unimodal.tokenizers.base import hash_json
 # What each source holds besides captions.
 SOURCE_MEDIA = {"synthetic": ("image", "audio", "video"), "fashion_mnist": ("image",), "clipart": ("image",),
                 "folder": ("image", "audio", "video"), "speech": ("audio",),   # a folder holds images, sounds or clips
-                "moving_fashion_mnist": ("video", "image"), "webdataset": ("image",)}
+                "moving_fashion_mnist": ("video", "image"), "webdataset": ("image",),
+                "chat": ("image",)}   # conversations about images (stage=instruct on an earlier run: data/llava.py)
 # The keys that decide a source's train and val data: its fingerprint (tokenizer folder names, token caches)
 # hashes these only, so a key another source reads (or num_test) does not retrain anything. The synthetic
 # list is the whole data config as it was before real sources existed: its fingerprint did not change.
@@ -35,11 +36,14 @@ FINGERPRINT_KEYS = {
                "held_out_voices", "rate_range", "pitch_range", "peak"),
     "moving_fashion_mnist": ("name", "root", "num_train", "num_val", "seed", "image_size", "channels"),
     "webdataset": ("name", "limit", "num_train", "num_val", "image_size", "channels"),   # + the tars' signature
+    "chat": ("name", "path", "limit"),
 }
 
 
 class Samples(Protocol):
-    """One split as training reads it: a caption per sample and media batches made on demand."""
+    """One split as training reads it: a caption per sample and media batches made on demand. A source whose
+    media need captions of their own adds ``captions_for`` (medium -> one caption per sample; modality=all: the
+    clips' motion captions), which the shards keep as text payloads ``text:<medium>`` (:func:`tasks.text_key`)."""
 
     captions: list[str]
 
@@ -64,6 +68,10 @@ def check_source(data_cfg: Any, media: list[str] | tuple[str, ...] = ()) -> None
     check_video_source(data_cfg, media)
     if data_cfg.name == "synthetic" and int(data_cfg.get("channels", 3)) != 3:   # run configs older than the key
         raise ConfigError(f"data.channels={data_cfg.channels}: the synthetic world renders RGB; use 3")
+    still = [m for m in media if m != "video"]
+    if data_cfg.name == "synthetic" and "video" in media and still and not data_cfg.get("scenes_with_clips"):
+        raise ConfigError(f"the modality asks for video and {still}: set data.scenes_with_clips=true (still scenes "
+                          f"beside the clips), as modality=all does")
 
 
 def make_world(data_cfg: Any) -> Any:
@@ -104,6 +112,30 @@ class SceneSamples:
         raise ConfigError(f"data=synthetic has no {modality}")
 
 
+class ScenesAndClips:
+    """``modality=all`` on the synthetic world: sample ``i`` holds a still scene (its caption, image and sound) and,
+    drawn apart from it, a clip (its video and its own motion caption, ``captions_for["video"]``). No direction
+    joins a clip to an image or a sound, so each keeps its own distribution: 1-3 objects anywhere in the stills,
+    1-2 moving objects in the clips."""
+
+    def __init__(self, scenes: SceneSamples, clips: Any) -> None:
+        count = min(len(scenes), len(clips))
+        self.scenes, self.clips = scenes, clips
+        self.captions = scenes.captions[:count]
+        self.captions_for = {"video": clips.captions[:count]}
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    @property
+    def attributes(self) -> list[list[list[str]]]:
+        return self.scenes.attributes[:len(self)]
+
+    def media(self, modality: str, start: int, stop: int) -> torch.Tensor:
+        stop = min(stop, len(self))
+        return (self.clips if modality == "video" else self.scenes).media(modality, start, stop)
+
+
 def synthetic_scenes(world: Any, data_cfg: Any, split: str) -> list[Any]:
     """train and val: seeded scenes without the held-out combinations; test: any combination, another seed."""
     seed = int(data_cfg.seed)
@@ -122,7 +154,11 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
         world = make_world(data_cfg)
         from unimodal.data.video_sources import clips_enabled, synthetic_clips
         if clips_enabled(data_cfg):  # modality=video: clips whose captions say how the objects move
-            return {split: synthetic_clips(world, data_cfg, split) for split in splits}
+            clips = {split: synthetic_clips(world, data_cfg, split) for split in splits}
+            if data_cfg.get("scenes_with_clips"):  # modality=all: still scenes beside the clips
+                return {split: ScenesAndClips(SceneSamples(world, synthetic_scenes(world, data_cfg, split)),
+                                              clips[split]) for split in splits}
+            return clips
         return {split: SceneSamples(world, synthetic_scenes(world, data_cfg, split)) for split in splits}
     if data_cfg.name == "fashion_mnist":
         from unimodal.data.images import load_fashion_mnist
@@ -133,6 +169,9 @@ def load_samples(data_cfg: Any, splits: tuple[str, ...] = ("train", "val")) -> d
     if data_cfg.name == "clipart":
         from unimodal.data.clipart import load_clipart
         return dict(load_clipart(data_cfg, splits))
+    if data_cfg.name == "chat":
+        raise ConfigError("data=chat holds conversations, not paired samples: it tunes an earlier run with "
+                          "stage=instruct init_from=<run dir> data.path=<file.json>")
     if data_cfg.name == "speech":
         from unimodal.data.speech import load_speech
         return dict(load_speech(data_cfg, splits))
@@ -159,6 +198,8 @@ def data_fingerprint(data_cfg: Any) -> str:
     chosen = {key: values.get(key) for key in FINGERPRINT_KEYS[data_cfg.name]}
     if values.get("video_frames"):  # clips: other captions and media (absent otherwise: still data keeps its hash)
         chosen["video_frames"] = values["video_frames"]
+        if values.get("scenes_with_clips"):
+            chosen["scenes_with_clips"] = True
     if (values.get("anyres") or {}).get("max_tiles") is not None:  # images kept at their aspect ratio, as tiles
         chosen["anyres"] = values["anyres"]
     if data_cfg.name == "folder":

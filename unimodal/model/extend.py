@@ -187,6 +187,10 @@ def check_align_config(cfg: Any) -> None:
     if cfg.stage.name in ("pretrain", "all") and cfg.model.get("pretrained"):
         raise ConfigError(f"stage={cfg.stage.name} trains a new model from scratch, but model.pretrained="
                           f"{cfg.model.pretrained!r} is set; use stage=align to start from a pretrained LM")
+    if cfg.stage.name == "instruct" and cfg.model.get("pretrained") and not cfg.get("init_from"):
+        raise ConfigError(f"stage=instruct tunes a run's model, but model.pretrained={cfg.model.pretrained!r} is set "
+                          f"and no init_from: align the pretrained LM first (stage=align), then add "
+                          f"init_from=<that run dir>")
     if cfg.stage.name != ALIGN_STAGE:
         return
     if not cfg.model.get("pretrained"):

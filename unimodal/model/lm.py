@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from unimodal.model.media_llama import SPAN_KEY, TABLE_FILE, SpanTable
 from unimodal.vocab import OPENERS, Vocabulary
 
-MEDIA_POSITIONS_KEY = "unimodal_media_positions"  # extra LlamaConfig field: span length covered (0 = off)
-MEDIA_POSITIONS_FILE = "media_positions.safetensors"
+MEDIA_POSITIONS_KEY = SPAN_KEY  # extra LlamaConfig field: span length covered (0 = off)
+MEDIA_POSITIONS_FILE = TABLE_FILE
 
 
 def llama_config(model_cfg: Any, vocab: Vocabulary) -> LlamaConfig:
@@ -41,35 +42,29 @@ def llama_config(model_cfg: Any, vocab: Vocabulary) -> LlamaConfig:
     )
 
 
-class MediaPositions(nn.Module):
+def span_resets(vocab: Vocabulary) -> list[int]:
+    """Ids where a media index restarts: every span opener, ``<tile>`` and ``<frame>``."""
+    resets = [vocab.special(OPENERS[m]) for m in vocab.media]
+    return resets + [vocab.special(name) for name in ("<tile>", "<frame>") if name in vocab.specials]
+
+
+def media_start(vocab: Vocabulary) -> int:
+    """The first media id: everything from here on is a media code."""
+    return vocab.text_size + len(vocab.specials)
+
+
+class MediaPositions(SpanTable):
     """Embedding of a token's index inside its media span (0 outside spans, kept at zero).
 
     Why our own: rotary positions only tell a token its distance to others, so a small model has to work
     out an image token's row and column by finding ``<boi>`` first; this hands it the index directly
     (a learned 1-D index over the span, so the same table serves image grids, AnyRes tiles and audio
-    frames). An index restarts at every span opener, ``<tile>`` and ``<frame>``.
+    frames). An index restarts at every span opener, ``<tile>`` and ``<frame>``. The module itself is
+    :class:`~unimodal.model.media_llama.SpanTable`, which exports load with ``trust_remote_code``.
     """
 
     def __init__(self, vocab: Vocabulary, hidden_size: int, max_span: int) -> None:
-        super().__init__()
-        self.max_span = int(max_span)
-        self.embed = nn.Embedding(self.max_span + 1, hidden_size, padding_idx=0)
-        nn.init.normal_(self.embed.weight, std=0.02)
-        with torch.no_grad():
-            self.embed.weight[0].zero_()
-        self.media_start = vocab.text_size + len(vocab.specials)
-        resets = [vocab.special(OPENERS[m]) for m in vocab.media]
-        resets += [vocab.special(name) for name in ("<tile>", "<frame>") if name in vocab.specials]
-        self.register_buffer("resets", torch.tensor(resets, dtype=torch.long), persistent=False)
-
-    def positions(self, ids: torch.Tensor) -> torch.Tensor:
-        index = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
-        start = torch.where(torch.isin(ids, self.resets), index, -1).cummax(dim=-1).values
-        inside = (ids >= self.media_start) & (start >= 0)
-        return torch.where(inside, index - start, 0).clamp(max=self.max_span)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.positions(ids))
+        super().__init__(span_resets(vocab), media_start(vocab), hidden_size, max_span)
 
 
 def build_lm(model_cfg: Any, vocab: Vocabulary) -> LlamaForCausalLM:

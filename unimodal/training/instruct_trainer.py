@@ -1,9 +1,11 @@
-"""stage=instruct: tune the pretrained language model on synthetic conversations, loss on the answers only.
+"""stage=instruct: tune the pretrained language model on conversations, loss on the answers only: synthetic ones
+with computed answers (``data=synthetic``), or a user's LLaVA-format file (``data=chat``).
 
-Runs after pretraining (``fit_lm``) in the same run folder. The pretrained model is kept in
-``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where ``unimodal.load`` and
-``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``, made as in pretraining (the
-same loggers, the same safetensors + JSON checkpoint with RNG and data position); a stopped run resumes there.
+Runs after pretraining (``fit_lm``) in the same run folder, or on an earlier run's model (``init_from``). The
+pretrained model is kept in ``<run>/lm-pretrain``; the tuned model (LoRA merged) replaces ``<run>/lm``, where
+``unimodal.load`` and ``scripts/generate.py`` find it. Checkpoints and logs go to ``<run>/instruct/``, made as in
+pretraining (the same loggers, the same safetensors + JSON checkpoint with RNG and data position); a stopped run
+resumes there.
 """
 
 from __future__ import annotations
@@ -72,11 +74,56 @@ def training_edits(cfg: DictConfig, tokens: Any, image_tokenizer: Any, kind: str
     return edits
 
 
+def synthetic_chat_sets(cfg: DictConfig, codec: Any, sets: dict[str, Any],
+                        tokenizers: dict[str, Any]) -> tuple[ChatDataset, ChatDataset]:
+    """Conversations about the synthetic scenes of the token shards, with computed answers."""
+    icfg = cfg.instruct
+    text = tokenizers["text"]
+
+    def encode_text(value: str) -> list[int]:
+        return text.encode(value)[0]
+
+    edits = training_edits(cfg, sets["train"], tokenizers["image"]) if "image" in tokenizers else {}
+    swaps = training_edits(cfg, sets["train"], tokenizers["image"], "swap") if "image" in tokenizers else {}
+    mix = OmegaConf.to_container(icfg.mix)
+    context, batch = int(cfg.model.context_length), int(icfg.batch_size)
+    tasks = list(cfg.modality.tasks)
+    train_set = ChatDataset(sets["train"], codec, encode_text, mix, int(icfg.max_turns), context, edits, tasks,
+                            float(icfg.cond_drop_prob), seed=int(cfg.seed),
+                            length=max(len(sets["train"]), int(icfg.max_steps) * batch), swaps=swaps)
+    val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
+                          0.0, seed=int(cfg.seed) + 1)
+    return train_set, val_set
+
+
+def user_chat_sets(cfg: DictConfig, codec: Any, tokenizers: dict[str, Any]) -> tuple[Any, Any]:
+    """``data=chat``: the user's LLaVA-format conversations; skipped records are named, one per line."""
+    from unimodal.data.llava import check_chat_data, read_conversations
+    from unimodal.data.user_chat import encode_conversations, split_conversations
+
+    image = tokenizers.get("image")
+    size = int(getattr(image, "image_size", cfg.data.image_size))
+    conversations, skipped = read_conversations(check_chat_data(cfg.data), size, cfg.data.get("limit"))
+    items, origin, too_long = encode_conversations(conversations, codec, tokenizers["text"], image,
+                                                   int(cfg.model.context_length))
+    skipped += too_long
+    for line in skipped:
+        _say(f"[data] skipped {line}")
+    if not items:
+        raise DataError(f"data.path={cfg.data.path}: no conversation fits model.context_length="
+                        f"{cfg.model.context_length}")
+    train_set, val_set = split_conversations(items, origin)
+    _say(f"[data] {len(items)} conversations from {cfg.data.path} ({len(skipped)} skipped): {len(train_set)} train, "
+         f"{len(val_set) if val_set is not None else 0} validation")
+    return train_set, val_set
+
+
 def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
                  run_dir: Path, tokenizers: dict[str, Any]) -> Path:
-    if cfg.data.name != "synthetic":
-        raise ConfigError(f"stage=instruct asks questions with exact answers about synthetic scenes; "
-                          f"data={cfg.data.name} has none: use data=synthetic")
+    if cfg.data.name not in ("synthetic", "chat"):
+        raise ConfigError(f"stage=instruct tunes on synthetic scenes (questions with exact answers) or on your "
+                          f"conversations (data=chat); data={cfg.data.name} has neither: use data=synthetic or "
+                          f"data=chat data.path=<file.json>")
     icfg = cfg.instruct
     distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
     lm_dir, base_dir = run_dir / LM_DIR, run_dir / PRETRAINED_DIR
@@ -100,27 +147,18 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
          (f", {len(frozen)} frozen by instruct.freeze" if frozen else ""))
 
     codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
-    text = tokenizers["text"]
-
-    def encode_text(value: str) -> list[int]:
-        return text.encode(value)[0]
-
-    edits = training_edits(cfg, sets["train"], tokenizers["image"]) if "image" in tokenizers else {}
-    swaps = training_edits(cfg, sets["train"], tokenizers["image"], "swap") if "image" in tokenizers else {}
-    mix = OmegaConf.to_container(icfg.mix)
-    context, batch = int(cfg.model.context_length), int(icfg.batch_size)
-    tasks = list(cfg.modality.tasks)
-    train_set = ChatDataset(sets["train"], codec, encode_text, mix, int(icfg.max_turns), context, edits, tasks,
-                            float(icfg.cond_drop_prob), seed=int(cfg.seed),
-                            length=max(len(sets["train"]), int(icfg.max_steps) * batch), swaps=swaps)
-    val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
-                          0.0, seed=int(cfg.seed) + 1)
+    if cfg.data.name == "chat":
+        train_set, val_set = user_chat_sets(cfg, codec, tokenizers)
+    else:
+        train_set, val_set = synthetic_chat_sets(cfg, codec, sets, tokenizers)
+    batch = min(int(icfg.batch_size), len(train_set))  # a small conversations file: batches of all of it
     pad = partial(collate, pad_id=vocab.pad_id)
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
         train_set.length_of, len(train_set), batch, seed=int(cfg.seed), num_replicas=ranks.world_size,
         rank=ranks.rank))
-    val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=in_order(len(val_set), batch, ranks.world_size,
-                                                                             ranks.rank))
+    val_loader = (DataLoader(val_set, collate_fn=pad, batch_sampler=in_order(len(val_set), min(batch, len(val_set)),
+                                                                              ranks.world_size, ranks.rank))
+                  if val_set is not None else None)
     if ranks.world_size > 1:
         torch.manual_seed(int(cfg.seed) + ranks.rank)   # dropout and other draws during training: per rank
 
@@ -136,7 +174,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
                         val_check_interval=min(int(icfg.val_every_steps), steps) * accumulate,  # in batches
                         check_val_every_n_epoch=None,
-                        limit_val_batches=8, num_sanity_val_steps=0,
+                        limit_val_batches=8 if val_loader is not None else 0, num_sanity_val_steps=0,
                         callbacks=[RngState(), ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                                                                enable_version_counter=False,
                                                                every_n_train_steps=int(icfg.checkpoint_every_steps))],

@@ -32,6 +32,15 @@ class TaskDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tokens) * len(self.tasks)
 
+    def check_fits(self) -> None:
+        """Before training: the first sample of every task fits the context (media spans have one length, so a
+        too-small model.context_length shows here, not steps into a run), else a one-line ConfigError."""
+        for task in self.tasks if len(self.tokens) else []:
+            length = len(self.codec.encode(task_segments(self.tokens.payloads(0), task)))
+            if length > self.context_length:
+                raise ConfigError(f"task {task!r} needs {length} tokens but model.context_length is "
+                                  f"{self.context_length}; raise it (e.g. model.context_length={length + 64})")
+
     def __getitem__(self, index: int | tuple[int, int, int]) -> dict[str, torch.Tensor]:
         if isinstance(index, tuple):
             sample, task_index, draw = index
@@ -42,8 +51,8 @@ class TaskDataset(Dataset):
                                  drop_condition=draw_drop(rng, self.cond_drop_prob))
         encoded = self.codec.encode(segments)
         if len(encoded) > self.context_length:
-            raise ValueError(f"task {self.tasks[task_index]!r} needs {len(encoded)} tokens but "
-                             f"model.context_length is {self.context_length}; raise it")
+            raise ConfigError(f"task {self.tasks[task_index]!r} needs {len(encoded)} tokens but "
+                              f"model.context_length is {self.context_length}; raise it")
         return {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
                 "modality": torch.from_numpy(encoded.modality_of_position.astype(np.int64)),
                 "task": torch.tensor(task_index)}

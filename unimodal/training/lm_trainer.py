@@ -38,6 +38,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     weights = task_weights(cfg.modality)  # modality.weights x modality.modality_weights
     train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
+    train_set.check_fits()
     pad = partial(collate, pad_id=vocab.pad_id)
     batch = int(cfg.lm.batch_size)   # per device: every global batch is dealt across the ranks
     ranks = distributed.current()

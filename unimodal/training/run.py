@@ -112,7 +112,9 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             metrics = {"tokens_per_caption": float(np.mean(lengths)), "vocab": tokenizer.codebook_size}
         elif modality == "text":
             options = constructor_options(TextTokenizer, tokenizer_options("text", tok_cfg))
-            tokenizer = TextTokenizer.train(samples["train"].captions, **options)
+            texts = [*samples["train"].captions, *(c for view in getattr(samples["train"], "captions_for", {}).values()
+                                                   for c in view)]   # and the captions media have of their own
+            tokenizer = TextTokenizer.train(texts, **options)
             lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
             metrics = {"tokens_per_caption": float(np.mean(lengths)), "learned_vocab":
                        tokenizer.tokenizer.get_vocab_size()}
@@ -185,6 +187,10 @@ def media_shapes(tokenizers: dict[str, ModalityTokenizer], cfg: Any) -> dict[str
     return shapes
 
 
+# What run.json records of the media (media_shapes), which a run started from another (init_from) takes over.
+SOURCE_SHAPE_KEYS = ("image_grid", "image_layout", "image_anyres", "audio_frames", "video_grid")
+
+
 # --- the run -----------------------------------------------------------------------------
 def resolve_run_dir(cfg: DictConfig) -> Path:
     return run_dir_for(cfg)
@@ -201,20 +207,31 @@ def train(cfg: DictConfig) -> Path | None:
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     media = list(cfg.modality.media)
-    check_source(cfg.data, media)
+    from unimodal.training.init_from import adopt_settings, check_data_size, check_shapes, read_source, start_from
+    source = read_source(cfg)  # init_from: the earlier run whose model and tokenizers stage=instruct tunes
+    chat = cfg.data.name == "chat"  # a user's conversations (stage=instruct on an earlier run), not paired samples
+    if source is not None:
+        adopt_settings(cfg, source)
+    elif chat:
+        raise ConfigError("data=chat tunes an earlier run on your conversations: add stage=instruct "
+                          "init_from=<run dir> (a stage=all, align or instruct run)")
+    if not chat:
+        check_source(cfg.data, media)
     from unimodal.model.extend import check_align_config
     check_align_config(cfg)  # stage=align: a pretrained LM and its own tokenizer, checked before stage 0
-    if "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
+    if source is None and "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
                           f"(it follows data.channels)")
+    if source is not None and not chat:
+        check_data_size(cfg, source)
     if cfg.stage.train_lm:  # the LM stages may train on many ranks: start or join them now, before stage 0
         cfg = distributed.start(cfg)
     zero = distributed.current().is_zero
     splits = ("train", "val")
     with distributed.rank_zero_first():  # stage 0 once; the other ranks then reuse the exported tokenizers
-        samples = load_samples(cfg.data, splits) if zero else dict.fromkeys(splits)
-        prepared = prepare_tokenizers(cfg, samples, media)
+        samples = {} if chat else load_samples(cfg.data, splits) if zero else dict.fromkeys(splits)
+        prepared = source.prepared() if source is not None else prepare_tokenizers(cfg, samples, media)
     tokenizers = {m: tok for m, (tok, _) in prepared.items()}
     if not cfg.stage.train_lm:
         _say("[stage 0] done: tokenizers are in " + str(Path(cfg.paths.tokenizers_dir).resolve()))
@@ -228,14 +245,22 @@ def train(cfg: DictConfig) -> Path | None:
     with run_lock(run_dir) if zero else nullcontext():  # one training run per folder (held by rank 0)
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg)
+        if source is not None:  # the shapes that run trained on (chat data: images fitted to its tokenizer)
+            shapes = {k: source.info[k] for k in SOURCE_SHAPE_KEYS if k in source.info}
+            if not chat:
+                check_shapes(source, media_shapes(tokenizers, cfg))
         if zero:
-            write_run_files(cfg, run_dir, vocab, prepared, shapes)
+            write_run_files(cfg, run_dir, vocab, prepared, shapes,
+                            {"init_from": str(source.folder)} if source is not None else {})
 
         with distributed.rank_zero_first():  # shards written once; the other ranks then read them
-            sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
+            sets = {} if chat else prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab,
+                                                  say=_say)
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
         from unimodal.training.lm_trainer import fit_lm
+        if source is not None:
+            start_from(source, run_dir)  # <run>/lm-pretrain: that run's model, where tuning starts
         if not (cfg.stage.train_instruct and pretrained_for_instruct(run_dir)):  # pretraining not yet done
             fit_lm(cfg, vocab, shapes, sets, run_dir)
         if cfg.stage.train_instruct:
@@ -243,7 +268,7 @@ def train(cfg: DictConfig) -> Path | None:
     distributed.finish()
     if not zero:
         return run_dir
-    prompt = "a red circle" if cfg.data.name == "synthetic" else samples["train"].captions[0]
+    prompt = "a red circle" if cfg.data.name in ("synthetic", "chat") else samples["train"].captions[0]
     first = "video" if media == ["video"] else "image"
     prompt = "a red circle moves left" if first == "video" and cfg.data.name == "synthetic" else prompt
     command = f'python scripts/generate.py run={run_dir} prompt="{prompt}" output={first}'
@@ -256,18 +281,23 @@ def train(cfg: DictConfig) -> Path | None:
     _say(f"  {command}")
     if "audio" in media:
         _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle" output=audio')
-    for source in media:
-        _say(f"  python scripts/generate.py run={run_dir} {source}=<file> output=text")
+    if "video" in media and first != "video":
+        _say(f'  python scripts/generate.py run={run_dir} prompt="a red circle moves left" output=video')
+    for medium in media:
+        _say(f"  python scripts/generate.py run={run_dir} {medium}=<file> output=text")
     return run_dir
 
 
 def write_run_files(cfg: DictConfig, run_dir: Path, vocab: Vocabulary,
-                    prepared: dict[str, tuple[ModalityTokenizer, Path]], shapes: dict[str, Any]) -> None:
-    """run.json, config.yaml, vocab.json and a copy of the tokenizers: the run folder describes itself."""
+                    prepared: dict[str, tuple[ModalityTokenizer, Path]], shapes: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> None:
+    """run.json (with ``extra``), config.yaml, vocab.json and a copy of the tokenizers: the run folder describes
+    itself."""
     info = {
         "modality": cfg.modality.name, "media": list(cfg.modality.media), "tasks": list(cfg.modality.tasks),
         "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
         "tokenizers": {m: {"fingerprint": tok.fingerprint, "kind": tok.kind} for m, (tok, _) in prepared.items()},
+        **(extra or {}),
     }
     check_resumable(run_dir, info)
     for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers

@@ -78,7 +78,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
     from unimodal.eval.plots import generation_grid
     from unimodal.eval.world import figures
-    from unimodal.eval.world.lm_loss import bits_per_token
+    from unimodal.eval.world.lm_loss import bits_per_token_groups
     from unimodal.eval.world.report import write_report
     from unimodal.eval.world.stats import bar_verdicts, pool, with_controls
     from unimodal.eval.world.suite import SPLITS, colour_chance
@@ -87,6 +87,10 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     pipe, cfg, world = load_run(run, options["device"])
     out = Path(options["out"]) if options["out"] and not options["compare"] else Path(run) / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if world is None and str(cfg.data.name) == "chat":
+        raise UnimodalError(f"run {run} was tuned on your conversations (data=chat), which hold no answers to score "
+                            f"against; score the run it started from ({cfg.get('init_from')}), or ask it with "
+                            f"scripts/generate.py run={run} image=<file> question=\"...\" output=text")
     if world is None:
         if options["compare"]:
             raise UnimodalError(f"run {run} is on data={cfg.data.name}: compare= takes runs on data=synthetic")
@@ -95,10 +99,14 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         return evaluate_real_run(options, run, pipe, cfg, out)
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
-    judged, make, read, judge = _footing(pipe, cfg, world)
     seeds = [options["seed"] + i for i in range(options["seeds"])]
-    results, tables = score_seeds(pipe, judged, chosen, make, read, judge, seeds, options)
-    scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
+    results, tables, count = {}, {}, 0
+    for judged, make, read, judge, group in _footings(pipe, cfg, world, chosen):
+        count += sum(len(make(judged, split, options["samples"], options["seed"])) for split in SPLITS)
+        first, seed_tables = score_seeds(pipe, judged, group, make, read, judge, seeds, options)
+        results.update(first)
+        tables.update(seed_tables)
+    results = {d: results[d] for d in chosen}
     directions = {d: with_controls(pool(tables[d]["score"]), {k: pool(v) for k, v in tables[d].items() if k != "score"})
                   for d in chosen}
     metrics: dict[str, Any] = {
@@ -108,9 +116,11 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
         "colour_chance": {split: colour_chance(world, split) for split in SPLITS},
         "held_out_combinations": sorted(f"{c} {s}" for c, s in world.held_out)}
     if options["lm_samples"]:
-        lm_scenes = [s for split in SPLITS
-                     for s in make(judged, split, options["lm_samples"], options["seed"] + 1)]
-        metrics["lm_bits_per_token"] = bits_per_token(pipe, judged, lm_scenes, progress=options["progress"])
+        tasks = [t for t in pipe.info["tasks"] if "->" in t]
+        groups = [(judged, [s for split in SPLITS for s in make(judged, split, options["lm_samples"],
+                                                                 options["seed"] + 1)], directions)
+                  for judged, make, _, _, directions in _footings(pipe, cfg, world, tasks)]
+        metrics["lm_bits_per_token"] = bits_per_token_groups(pipe, groups, progress=options["progress"])
     if options["vqa_scenes"] and _is_instruct(Path(run), cfg):
         metrics["vqa"] = _vqa(pipe, world, options)
     usage = _codebook_usage(results, pipe)
@@ -136,7 +146,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
                            for d, r in results.items()}
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, pictures, out / "report.md")
-    print(f"\nrun {run}: {len(scenes)} scenes x {len(results)} directions x {len(seeds)} seeds in "
+    print(f"\nrun {run}: {count} scenes and clips x {len(results)} directions x {len(seeds)} seeds in "
           f"{metrics['seconds']:.0f}s; exact [95% interval] (noise / shuffled control)")
     for direction, table in metrics["directions"].items():
         print(f"  {direction:<14} " + "  ".join(f"{split} {headline_cell(table[split]['exact'])}" for split in table))
@@ -181,15 +191,18 @@ def headline_cell(cell: dict[str, Any]) -> str:
     return f"{cell['accuracy']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]" + (f" ({controls})" if controls else "")
 
 
-def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:
-    """What scenes are and how outputs are judged: (world, make scenes, read, judge); clips for video runs."""
+def _footings(pipe: Any, cfg: Any, world: Any, directions: list[str]) -> list[tuple[Any, Any, Any, Any, list[str]]]:
+    """What is asked and how outputs are judged, with the directions judged so: (world, make scenes, read, judge,
+    directions). Directions with video are asked of clips; the others of still scenes (both in a modality=all run)."""
     from unimodal.eval.world.engine import read_motion
     from unimodal.eval.world.suite import categories, make_clips, make_scenes, motion_categories, motion_world
 
-    if "video" not in pipe.info["media"]:
-        return world, make_scenes, None, categories
-
-    return motion_world(world, cfg), make_clips, read_motion, motion_categories
+    moving = [d for d in directions if "video" in d.split("->")]
+    still = [d for d in directions if d not in moving]
+    footings = [(world, make_scenes, None, categories, still)] if still else []
+    if moving:
+        footings.append((motion_world(world, cfg), make_clips, read_motion, motion_categories, moving))
+    return footings
 
 
 def _is_instruct(run_dir: Path, cfg: Any) -> bool:
