@@ -23,7 +23,7 @@ def test_unknown_modality_is_one_line():
     result = run_script("scripts/train.py", "modality=vidoe")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown modality 'vidoe'; choose one of: audio, image, image+audio, text, video"]
+        "error: unknown modality 'vidoe'; choose one of: all, audio, image, image+audio, text, video"]
 
 
 def test_missing_run_dir_is_one_line(tmp_path):
