@@ -53,17 +53,18 @@ class EagerDecoder:
         self.attention: torch.Tensor | None = None
         self.history: torch.Tensor | None = None  # the whole sequence: media positions depend on it
 
-    def _forward(self, new_ids: torch.Tensor) -> torch.Tensor:
+    def _forward(self, new_ids: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         position_ids = (self.attention.cumsum(-1) - 1).clamp(min=0)[:, -new_ids.shape[1]:]
-        out = self.model(inputs_embeds=embed_ids(self.model, new_ids, self.history), attention_mask=self.attention,
-                         position_ids=position_ids, use_cache=True, **{_CACHE_ARG: self.past})
+        out = self.model(inputs_embeds=embed_ids(self.model, new_ids, self.history, images),
+                         attention_mask=self.attention, position_ids=position_ids, use_cache=True,
+                         **{_CACHE_ARG: self.past})
         self.past = getattr(out, _CACHE_ARG)
         return out.logits[:, -1]
 
-    def prefill(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, attention: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         self.past = None
         self.history, self.attention = ids.to(self.device), attention.to(self.device)
-        return self._forward(self.history)
+        return self._forward(self.history, images)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         new = tokens.to(self.device)[:, None]
@@ -87,9 +88,10 @@ def left_pad(rows: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
                   sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
-                  decoder: Decoder | None = None) -> Iterator[list[int | None]]:
+                  decoder: Decoder | None = None, images: torch.Tensor | None = None) -> Iterator[list[int | None]]:
     """Generate after each prompt (global ids, ``<bos>`` included), yielding every step's new id per row
-    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``."""
+    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``. ``images``: the
+    processed pixels of every image the prompts read as features, prompt after prompt."""
     vocab = codec.vocab
     batch = len(prompts)
     states = [SpanState(codec, outputs, sampling.max_new_tokens, sampling.min_text_tokens) for _ in prompts]
@@ -99,7 +101,7 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
         twin = np.array([vocab.bos_id] if uncond_prompt is None else uncond_prompt, dtype=np.int64)
         rows += [twin] * batch
     decoder = decoder or fast_decoder(model, sampling.fast, sampling.max_new_tokens) or EagerDecoder(model)
-    logits = decoder.prefill(*left_pad(rows, vocab.pad_id))
+    logits = decoder.prefill(*left_pad(rows, vocab.pad_id), **({} if images is None else {"images": images}))
     sampler = Sampler(sampling, vocab.size, seed)
     history: list[list[int]] = [[] for _ in range(batch)]
     for index in range(sampling.max_new_tokens):
@@ -120,9 +122,9 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
 
 def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
                  sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
-                 decoder: Decoder | None = None) -> list[np.ndarray]:
+                 decoder: Decoder | None = None, images: torch.Tensor | None = None) -> list[np.ndarray]:
     """Generate after each prompt (global ids, ``<bos>`` included). Returns the new ids per prompt."""
-    steps = iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder)
+    steps = iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder, images)
     return collect_ids(steps, len(prompts))
 
 

@@ -82,8 +82,15 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     model = load_lm(base_dir, vocab)
     frozen = freeze(model, list(icfg.freeze))
     merged = None
-    if icfg.lora.enabled:
-        model, merged = add_lora(model, icfg.lora)
+    pad = partial(collate, pad_id=vocab.pad_id)
+    lora = partial(add_lora, lora_cfg=icfg.lora) if icfg.lora.enabled else None
+    if shapes.get("vision"):  # images read as features: projector + LM tune, LoRA on the LM only
+        from unimodal.model.vision_input import vision_of
+        from unimodal.training.vision_stage import feature_collate, tune_vision
+        model, merged = tune_vision(cfg, model, lora)
+        pad = partial(feature_collate, pad_id=vocab.pad_id, encoder=vision_of(model).encoder)
+    elif lora is not None:
+        model, merged = lora(model)
     trainable, total = trainable_count(model)
     _say(f"[instruct] tuning {'LoRA r=' + str(icfg.lora.r) if icfg.lora.enabled else 'all weights'}: "
          f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
@@ -105,7 +112,6 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                             length=max(len(sets["train"]), int(icfg.max_steps) * batch), swaps=swaps)
     val_set = ChatDataset(sets["val"], codec, encode_text, mix, int(icfg.max_turns), context, None, tasks,
                           0.0, seed=int(cfg.seed) + 1)
-    pad = partial(collate, pad_id=vocab.pad_id)
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
         train_set.length_of, len(train_set), batch, seed=int(cfg.seed)))
     val_loader = DataLoader(val_set, batch_size=min(batch, len(val_set)), collate_fn=pad)

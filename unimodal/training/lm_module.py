@@ -16,8 +16,10 @@ from unimodal.training.dense_loss import dense_lm_loss, modality_means
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                    attention_mask: torch.Tensor | None = None,
                    modality: torch.Tensor | None = None,
-                   position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Next-token loss on positions where ``loss_mask`` marks the *target* token.
+                   position_ids: torch.Tensor | None = None,
+                   images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Next-token loss on positions where ``loss_mask`` marks the *target* token (``images``: the pixels of the
+    images the rows read as features).
 
     Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
     no ``attention_mask``: transformers then keeps attention inside each document.
@@ -27,7 +29,7 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     """
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: lets attention take its plain causal fast path
-    hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
+    hidden = model.model(inputs_embeds=embed_ids(model, ids, images=images), attention_mask=attention_mask,
                          position_ids=position_ids, use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
@@ -49,7 +51,7 @@ class LMModule(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
         loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
-                              batch["modality"], batch.get("position_ids"))
+                              batch["modality"], batch.get("position_ids"), images=batch.get("pixel_values"))
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")

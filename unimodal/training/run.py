@@ -173,7 +173,9 @@ def train(cfg: DictConfig) -> Path | None:
     media = list(cfg.modality.media)
     check_source(cfg.data, media)
     from unimodal.model.extend import check_align_config
-    check_align_config(cfg)  # stage=align: a pretrained LM and its own tokenizer, checked before stage 0
+    from unimodal.run_folder import is_run_folder
+    # stage=align: a pretrained LM and its own tokenizer (or a run of ours), checked before stage 0
+    check_align_config(cfg, is_run_folder(cfg.model.get("pretrained")))
     if "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
@@ -181,6 +183,11 @@ def train(cfg: DictConfig) -> Path | None:
     samples = load_samples(cfg.data, ("train", "val"))
     prepared = prepare_tokenizers(cfg, samples, media)
     tokenizers = {m: tok for m, (tok, _) in prepared.items()}
+    from unimodal.training.vision_stage import features_on
+    encoder = None
+    if features_on(cfg):  # the vision encoder is trained (or loaded) beside the tokenizers
+        from unimodal.training.encoder_trainer import prepare_encoder
+        encoder = prepare_encoder(cfg, samples, tokenizers["text"])
     if not cfg.stage.train_lm:
         _say("[stage 0] done: tokenizers are in " + str(Path(cfg.paths.tokenizers_dir).resolve()))
         return None
@@ -192,6 +199,9 @@ def train(cfg: DictConfig) -> Path | None:
     with run_lock(run_dir):  # one training process per run folder
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg.data)
+        if encoder is not None:  # images read as features: the encoder, its fingerprint and the span layout
+            from unimodal.training.vision_stage import vision_info
+            shapes["vision"] = vision_info(cfg, encoder)
         info = {
             "modality": cfg.modality.name, "media": media, "tasks": list(cfg.modality.tasks),
             "vocab_fingerprint": vocab.fingerprint, "audio_layout": cfg.tokenizer.audio.layout, **shapes,
@@ -202,11 +212,17 @@ def train(cfg: DictConfig) -> Path | None:
             target = run_dir / TOKENIZERS_DIR / modality
             if not (target / "config.json").is_file():
                 shutil.copytree(folder, target, dirs_exist_ok=True)
+        if encoder is not None:  # and its trained vision encoder (a pretrained one is referenced)
+            from unimodal.training.vision_stage import run_encoder
+            run_encoder(cfg, run_dir, encoder)
         vocab.save(run_dir / VOCAB_FILE)
         OmegaConf.save(cfg, run_dir / CONFIG_FILE)
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
         sets = prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab, say=_say)
+        if encoder is not None:  # each split's pixels beside its shard
+            from unimodal.training.vision_stage import feature_sets
+            sets = feature_sets(cfg, sets, samples, shapes["vision"])
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
         from unimodal.training.lm_trainer import fit_lm
@@ -253,3 +269,13 @@ def check_resumable(run_dir: Path, info: dict[str, Any]) -> None:
         raise UnimodalError(
             f"{run_dir} holds a run built with other tokenizers (vocabulary {previous.get('vocab_fingerprint')}"
             f", now {info['vocab_fingerprint']}); choose another run_dir")
+    if previous.get("vision") != info.get("vision"):  # tokens vs features, another encoder, projector or layout
+        raise UnimodalError(f"{run_dir} holds a run that reads images {_vision_text(previous.get('vision'))}, but "
+                            f"this config reads them {_vision_text(info.get('vision'))}; choose another run_dir")
+
+
+def _vision_text(vision: dict[str, Any] | None) -> str:
+    if not vision:
+        return "as tokens"
+    return (f"as features (encoder {vision['encoder']['fingerprint']}, {vision['projector']} projector, "
+            f"{vision['slots_per_crop']} slots per crop)")

@@ -26,8 +26,8 @@ from unimodal.data.motion import motions_in, parse_motion_caption
 from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
 from unimodal.eval.world.suite import EvalScene, categories
 from unimodal.media import images_to_tensor, videos_to_tensor
-from unimodal.model.generate import SamplingConfig, generate_ids
-from unimodal.sequence import Segment
+from unimodal.model.generate import SamplingConfig
+from unimodal.sequence import Encoded, Segment
 
 SCORED = ("text", "image", "audio", "video")  # modalities with an exact analyzer
 KEEP_MEDIA = 24  # generated media kept per split for the report's figures
@@ -124,15 +124,23 @@ def encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_
     return np.concatenate(codes)
 
 
-def prompt_ids(pipe: Any, world: Any, scenes: list[EvalScene], source: str) -> list[np.ndarray]:
+def media_payloads(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> list[Any]:
+    """Each scene rendered as ``modality``, as a segment payload: its local codes; an image of a run that reads
+    images as features, the rendered pixels (as the encoder reads them) with those codes."""
+    codes = encode_media(pipe, world, scenes, modality, batch_size)
+    if modality != "image" or not pipe.reads_features:
+        return list(codes)
+    return [pipe.feature_payload(render(world, scene, "image"), c) for scene, c in zip(scenes, codes, strict=True)]
+
+
+def prompt_ids(pipe: Any, world: Any, scenes: list[EvalScene], source: str) -> list[Encoded]:
     """Each scene rendered as ``source`` and encoded as a generation prompt (no ``<eos>``)."""
     if source == "text":
         texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
         segments = [Segment("text", ids) for ids in texts]
     else:
-        codes = encode_media(pipe, world, [s.scene for s in scenes], source)
-        segments = [Segment(source, c) for c in codes]
-    return [pipe.codec.encode([segment], add_eos=False).ids for segment in segments]
+        segments = [Segment(source, c) for c in media_payloads(pipe, world, [s.scene for s in scenes], source)]
+    return [pipe.codec.encode([segment], add_eos=False) for segment in segments]
 
 
 # --- producers -----------------------------------------------------------------------------
@@ -146,7 +154,7 @@ def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3
 
     def produce(scenes: list[EvalScene], start: int) -> list[Any]:
         prompts = prompt_ids(pipe, world, scenes, source)
-        new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
+        new_ids = pipe.generate_ids(prompts, [target], sampling, seed=seed + start)
         return [pipe.decode(ids) for ids in new_ids]
 
     return produce

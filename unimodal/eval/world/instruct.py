@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from unimodal.data.chat import chat_prompt
 from unimodal.data.instruct import KINDS, SWAP_QUESTION, VISUAL, ask, compare_question, edit_scene, swap_scene
 from unimodal.data.synthetic.analyze import analyze_image
-from unimodal.eval.world.engine import Score, encode_media
-from unimodal.model.generate import SamplingConfig, generate_ids
+from unimodal.eval.world.engine import Score, media_payloads
+from unimodal.model.generate import SamplingConfig
 from unimodal.sequence import Segment
 
 
@@ -41,7 +40,7 @@ def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> 
     """One question of each fitting kind per scene; ``compare`` pairs neighbouring scenes."""
     encode = pipe.tokenizers["text"].encode
     media = [m for m in ("image", "audio") if m in pipe.tokenizers]
-    codes = {m: encode_media(pipe, world, scenes, m) for m in media}
+    codes = {m: media_payloads(pipe, world, scenes, m) for m in media}  # features runs: pixels and codes
     questions: list[Question] = []
 
     def text(value: str) -> Segment:
@@ -105,8 +104,8 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
     for outputs, sampling, items in groups:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            prompts = [chat_prompt(pipe.codec, q.segments) for q in chunk]
-            generated = generate_ids(pipe.model, pipe.codec, prompts, outputs, sampling, seed=seed + start)
+            prompts = [pipe.prompt(q.segments, chat=True) for q in chunk]
+            generated = pipe.generate_ids(prompts, outputs, sampling, seed=seed + start)
             for item, ids in zip(chunk, generated, strict=True):
                 result = pipe.decode(ids)
                 if item.kind == "swap":
