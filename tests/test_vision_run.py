@@ -74,6 +74,24 @@ def test_the_export_of_a_features_run_loads_with_the_same_logits(features_run, t
     assert exported.generate(picture, output="text")[0].text == run.generate(picture, output="text")[0].text
 
 
+def test_evaluate_scores_a_features_run_and_a_mismatched_resume_is_refused(features_run):
+    from unimodal.config import compose
+    from unimodal.errors import UnimodalError
+    from unimodal.eval.world.run import evaluate_run
+    from unimodal.training.run import train
+
+    options = {"run": str(features_run), "out": None, "compare": None, "samples": 2, "lm_samples": 2,
+               "vqa_scenes": 2, "batch_size": 8, "seed": 0, "cfg_scale": 3.0, "directions": None, "progress": False,
+               "device": "cpu"}
+    metrics = evaluate_run(options)
+    assert set(metrics["directions"]) == {"text->image", "image->text"}
+    assert "image" in metrics["lm_bits_per_token"]["seen"] and "visual" in metrics["vqa"]["seen"]
+    root = features_run.parent
+    for other in (["model.vision_input=tokens"], ["projector=mlp"]):   # tokens, or another projector, in that folder
+        with pytest.raises(UnimodalError, match="reads images as features .* choose another run_dir"):
+            train(compose(smoke_overrides(root, *FEATURES, *other, "stage=instruct", f"run_dir={features_run}")))
+
+
 def test_a_features_run_resumes_exactly_after_sigkill(tmp_path):
     overrides = [*OVERRIDES, *FEATURES[1:]]
     _finish(_start(tmp_path, "reference", 0.0, overrides))

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from unimodal.config_vision import EncoderConfig, ProjectorConfig
 from unimodal.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -147,50 +148,6 @@ class ModelConfig:
     media_positions: bool = True  # learned index-in-media-span embedding (unimodal/model/lm.py)
     pretrained: str | None = None  # model=from_pretrained: HF causal LM folder or hub id (stage=align)
     vision_input: str = "tokens"   # how the LM reads an input image: tokens | features (encoder + projector)
-
-
-@dataclass
-class EncoderTrainConfig:
-    """encoder=trained: the contrastive image-text stage (unimodal/training/encoder_trainer.py)."""
-    steps: int = 600
-    batch_size: int = 128
-    lr: float = 1e-3
-    max_minutes: float = 6.0
-    max_images: int = 10000      # training images it reads (the first of the train split)
-    text_hidden_size: int = 128  # the text tower, used only for training
-    text_layers: int = 2
-    projection_dim: int = 64
-
-
-@dataclass
-class EncoderConfig:
-    """conf/encoder/*.yaml: the vision encoder of model.vision_input=features (unimodal/model/vision.py)."""
-    kind: str = "trained"        # trained (a small CLIP ViT trained here) | pretrained (a CLIP/SigLIP folder or hub id)
-    path: str | None = None      # pretrained: folder or hub id
-    feature_layer: int = -2      # hidden_states index whose features are read (LLaVA: the penultimate)
-    drop_cls: bool = True        # leave out the CLS position (LLaVA); SigLIP has none
-    anyres_max_tiles: int = 0    # > 0: an image is a thumbnail plus up to this many tiles, each encoded
-    trainable: bool = False      # stage=instruct: tune the encoder too (frozen in every other stage)
-    image_size: int = II("data.image_size")   # trained: the ViT's input size
-    patch_size: int = 4          # trained
-    hidden_size: int = 128       # trained
-    num_layers: int = 4          # trained
-    num_heads: int = 4           # trained
-    intermediate_size: int = 256   # trained
-    train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
-
-
-@dataclass
-class ProjectorConfig:
-    """conf/projector/*.yaml: encoder features -> LM input vectors (unimodal/model/projector.py)."""
-    kind: str = "mlp"            # mlp (LLaVA-1.5) | linear (LLaVA-1) | qformer (BLIP-2's learned queries)
-    input_size: int | None = None   # the encoder's hidden size when null; set, it must match the encoder's
-    num_queries: int = 16        # qformer: slots per image (crop)
-    hidden_size: int = 128       # qformer: width
-    num_layers: int = 2          # qformer
-    num_heads: int = 4           # qformer
-    intermediate_size: int = 256   # qformer
-    dropout: float = 0.0         # qformer
 
 
 @dataclass
