@@ -5,8 +5,9 @@ same LM size, steps and data, over several seeds.
         [model=small] [lm_steps=300] [instruct_steps=300] [fashion_steps=300] [scenes=60] [fashion_samples=300]
         [out=runs/bench-vision]
 
-Every row trains with ``scripts/train.py`` (one run at a time, ``trainer.num_threads=1``, step-bound: no time cap)
-from the same tokenizers, encoder and token shards (under ``out``, trained by the first run that needs them):
+Every row trains with ``scripts/train.py`` (one run at a time, ``trainer.num_threads=1``, step-bound: no time cap, the
+tokenizer and encoder stages included) from the same tokenizers, encoder and token shards (under ``out``, trained by
+the first run that needs them: the first features row trains the encoder):
 
 - ``synthetic``: ``modality=image stage=instruct`` (pretraining ``lm_steps``, then chat tuning ``instruct_steps``).
   Scored on ``scenes`` scenes of each split (``seen``: colour-shape combinations training holds; ``held_out``: at least
@@ -46,6 +47,7 @@ def train_overrides(part: str, row: str, seed: int, args: dict[str, str]) -> lis
     out = Path(args["out"])
     common = ["trainer=cpu", "trainer.num_threads=1", f"model={args['model']}", "progress=false", f"seed={seed}",
               f"paths.tokenizers_dir={out}/tokenizers", f"paths.cache_dir={out}/cache", "lm.max_minutes=600",
+              "tokenizer.image.train.max_minutes=600", "encoder.train.max_minutes=600",   # step-bound, not load-bound
               f"run_dir={out}/{part}-{row}-s{seed}", "modality=image", *ROWS[row]]
     if part == "synthetic":
         return [*common, "stage=instruct", f"lm.max_steps={args['lm_steps']}",

@@ -20,13 +20,14 @@ FEATURES = ["modality=image", "model.vision_input=features", "projector=qformer"
 
 @pytest.fixture(scope="module")
 def features_run(tmp_path_factory):
-    """stage=instruct (tokenizers, the contrastive encoder, pretraining, chat tuning), reading images as features."""
+    """stage=instruct (tokenizers, the contrastive encoder, pretraining, chat tuning with the encoder tuned too),
+    reading images as features."""
     from unimodal.config import compose
     from unimodal.training.run import train
 
     root = tmp_path_factory.mktemp("features")
     return train(compose(smoke_overrides(root, *FEATURES, "stage=instruct", f"run_dir={root}/run",
-                                         "trainer.num_threads=1")))
+                                         "encoder.trainable=true", "trainer.num_threads=1")))
 
 
 def test_a_features_run_writes_images_and_captions_a_png_through_generate_py(features_run, tmp_path, capsys):
@@ -37,7 +38,11 @@ def test_a_features_run_writes_images_and_captions_a_png_through_generate_py(fea
     info = json.loads((features_run / "run.json").read_text())
     assert info["vision"]["input"] == "features" and info["vision"]["slots_per_crop"] == 4   # smoke: 4 queries
     assert (features_run / "encoder" / "model.safetensors").is_file()
-    assert (features_run / "lm" / "vision.json").is_file() and (features_run / "lm-pretrain" / "vision.json").is_file()
+    pretrained = json.loads((features_run / "lm-pretrain" / "vision.json").read_text())
+    assert pretrained["encoder"]["path"] == "../encoder"   # pretraining keeps the encoder frozen: a reference
+    tuned = json.loads((features_run / "lm" / "vision.json").read_text())
+    assert tuned["encoder"]["path"] == "encoder" and tuned["encoder"]["fingerprint"] != pretrained["encoder"][
+        "fingerprint"]   # encoder.trainable=true: chat tuning moved it, and lm/ holds that encoder
     card = next((features_run.parent / "tokenizers").glob("encoder-clip-*/card.md")).read_text()
     assert "val_retrieval_top1" in card and "Fingerprint" in card
     pipe = unimodal.load(features_run, device="cpu")
