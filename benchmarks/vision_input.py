@@ -2,8 +2,8 @@
 same LM size, steps and data, over several seeds.
 
     nice -n 5 python benchmarks/vision_input.py [rows=tokens,mlp,qformer] [seeds=0,1,2] [parts=synthetic,fashion]
-        [model=small] [lm_steps=300] [instruct_steps=300] [fashion_steps=300] [scenes=60] [fashion_samples=300]
-        [out=runs/bench-vision]
+        [model=tiny] [width=128] [lm_steps=250] [instruct_steps=250] [fashion_steps=250] [scenes=60]
+        [fashion_samples=300] [fashion_train=20000] [out=runs/bench-vision]
 
 Every row trains with ``scripts/train.py`` (one run at a time, ``trainer.num_threads=1``, step-bound: no time cap, the
 tokenizer and encoder stages included) from the same tokenizers, encoder and token shards (under ``out``, trained by
@@ -38,14 +38,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = {"tokens": [], "mlp": ["model.vision_input=features", "projector=mlp"],
         "qformer": ["model.vision_input=features", "projector=qformer"]}
 LABELS = {"tokens": "tokens", "mlp": "features + mlp", "qformer": "features + qformer"}
-DEFAULTS = {"rows": "tokens,mlp,qformer", "seeds": "0,1,2", "parts": "synthetic,fashion", "model": "small",
-            "lm_steps": "300", "instruct_steps": "300", "fashion_steps": "300", "scenes": "60",
+# The LM: model=tiny at width 128 (0.5M parameters), so that 3 rows x 3 seeds x 2 data sets fit in about two hours of
+# one shared CPU thread; every row gets the same.
+DEFAULTS = {"rows": "tokens,mlp,qformer", "seeds": "0,1,2", "parts": "synthetic,fashion", "model": "tiny",
+            "width": "128", "lm_steps": "250", "instruct_steps": "250", "fashion_steps": "250", "scenes": "60",
             "fashion_samples": "300", "fashion_train": "20000", "out": "runs/bench-vision"}
 
 
 def train_overrides(part: str, row: str, seed: int, args: dict[str, str]) -> list[str]:
     out = Path(args["out"])
-    common = ["trainer=cpu", "trainer.num_threads=1", f"model={args['model']}", "progress=false", f"seed={seed}",
+    width = int(args["width"])
+    common = ["trainer=cpu", "trainer.num_threads=1", f"model={args['model']}", f"model.hidden_size={width}",
+              "model.num_heads=4", f"model.intermediate_size={2 * width}", "progress=false", f"seed={seed}",
               f"paths.tokenizers_dir={out}/tokenizers", f"paths.cache_dir={out}/cache", "lm.max_minutes=600",
               "tokenizer.image.train.max_minutes=600", "encoder.train.max_minutes=600",   # step-bound, not load-bound
               f"run_dir={out}/{part}-{row}-s{seed}", "modality=image", *ROWS[row]]

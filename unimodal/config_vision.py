@@ -11,8 +11,8 @@ from omegaconf import II
 @dataclass
 class EncoderTrainConfig:
     """encoder=trained: the contrastive image-text stage (unimodal/training/encoder_trainer.py)."""
-    steps: int = 600
-    batch_size: int = 128
+    steps: int = 400
+    batch_size: int = 64
     lr: float = 1e-3
     max_minutes: float = 6.0
     max_images: int = 10000      # training images it reads (the first of the train split)
@@ -32,10 +32,10 @@ class EncoderConfig:
     trainable: bool = False      # stage=instruct: tune the encoder too (frozen in every other stage)
     image_size: int = II("data.image_size")   # trained: the ViT's input size
     patch_size: int = 4          # trained
-    hidden_size: int = 128       # trained
-    num_layers: int = 4          # trained
+    hidden_size: int = 64        # trained
+    num_layers: int = 3          # trained
     num_heads: int = 4           # trained
-    intermediate_size: int = 256   # trained
+    intermediate_size: int = 128   # trained
     train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
 
 
@@ -45,8 +45,8 @@ class ProjectorConfig:
     kind: str = "mlp"            # mlp (LLaVA-1.5) | linear (LLaVA-1) | qformer (BLIP-2's learned queries)
     input_size: int | None = None   # the encoder's hidden size when null; set, it must match the encoder's
     num_queries: int = 16        # qformer: slots per image (crop)
-    hidden_size: int = 128       # qformer: width
+    hidden_size: int = 64        # qformer: width
     num_layers: int = 2          # qformer
     num_heads: int = 4           # qformer
-    intermediate_size: int = 256   # qformer
+    intermediate_size: int = 128   # qformer
     dropout: float = 0.0         # qformer

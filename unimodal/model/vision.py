@@ -103,6 +103,9 @@ class VisionEncoder(nn.Module):
 
     def save(self, folder: str | Path) -> Path:
         """The encoder and its processor as ``save_pretrained`` writes them."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar for a small folder
         folder = Path(folder)
         self.model.save_pretrained(folder)
         self.processor.save_pretrained(folder)
