@@ -60,3 +60,37 @@ def save_tiny_run(pipe, run_dir: Path) -> Path:
     info = {**pipe.info, "tokenizers": {m: {"fingerprint": t.fingerprint} for m, t in pipe.tokenizers.items()}}
     (run_dir / "run.json").write_text(json.dumps(info))
     return run_dir
+
+
+def save_tiny_clip(folder: Path, hidden_size: int = 16, image_size: int = 16, patch_size: int = 8,
+                   seed: int = 0) -> Path:
+    """A tiny CLIPVisionModel and its CLIPImageProcessor, written with ``save_pretrained`` (what ``encoder.path``
+    reads), so no test needs a model hub."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
+                              num_attention_heads=2, image_size=image_size, patch_size=patch_size)
+    CLIPVisionModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                       image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(folder)
+    return Path(folder)
+
+
+def tiny_features_pipeline(clip_dir: Path, projector: str = "mlp", anyres_max_tiles: int = 0, seed: int = 0):
+    """:func:`tiny_pipeline` reading input images as features: the tiny CLIP of ``clip_dir`` and a fresh projector."""
+    from unimodal.model.vision import load_encoder
+    from unimodal.model.vision_input import make_vision
+    from unimodal.pipeline import Pipeline
+    from unimodal.sequence import SequenceCodec
+
+    base = tiny_pipeline(seed)
+    options = {"kind": projector, "input_size": None, "num_queries": 3, "hidden_size": 16, "num_layers": 1,
+               "num_heads": 2, "intermediate_size": 32, "dropout": 0.0}
+    vision = make_vision(load_encoder(str(clip_dir)), OmegaConf.create(options), base.model.config.hidden_size,
+                         anyres_max_tiles)
+    base.model.vision_input = vision.eval()
+    codec = SequenceCodec(base.vocab, image_grid=base.codec.image_grid, audio_frames=AUDIO_FRAMES,
+                          feature_slots=vision.slots)
+    info = {**base.info, "vision": {"input": "features", "projector": projector, **vision.layout()}}
+    return Pipeline(Path("."), base.model, base.vocab, codec, base.tokenizers, info)

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import II, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from unimodal.config_vision import EncoderConfig, ProjectorConfig
 from unimodal.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -157,6 +158,7 @@ class ModelConfig:
     media_positions: bool = True  # learned index-in-media-span embedding (unimodal/model/lm.py)
     pretrained: str | None = None  # model=from_pretrained: HF causal LM folder or hub id (stage=align)
     gradient_checkpointing: bool = False  # recompute each decoder layer's activations in the backward pass
+    vision_input: str = "tokens"   # how the LM reads an input image: tokens | features (encoder + projector)
 
 
 @dataclass
@@ -300,6 +302,8 @@ class Config:
     modality: ModalityConfig = field(default_factory=ModalityConfig)
     tokenizer: TokenizerGroup = field(default_factory=TokenizerGroup)
     model: ModelConfig = field(default_factory=ModelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -377,6 +381,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"trainer.devices={trainer.devices}, trainer.num_nodes={trainer.num_nodes}, "
                           f"trainer.timeout_minutes={trainer.timeout_minutes}: devices is a count per node (or -1 for "
                           f"every GPU), num_nodes at least 1, the timeout positive")
+    from unimodal.model.vision import check_vision_config
+    check_vision_config(merged)
     return merged
 
 

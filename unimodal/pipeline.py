@@ -1,4 +1,8 @@
-"""``unimodal.load(run_dir)``: a trained run as a generation pipeline."""
+"""``unimodal.load(run_dir)``: a trained run (or its export) as a generation pipeline.
+
+A run that reads images as features (``model.vision_input=features``) takes a prompt image as pixels: its crops go
+through the encoder's own image processor and fill the image's feature slots; generated images are tokens as
+always."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from unimodal.errors import UnimodalError
+from unimodal.errors import UnimodalError, VocabularyMismatch
+from unimodal.feature_spans import FeatureImage, feature_image
 from unimodal.media import (
     fit_clip,
     images_to_tensor,
@@ -21,8 +26,16 @@ from unimodal.media import (
     videos_to_tensor,
 )
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
-from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
-from unimodal.sequence import Segment, SequenceCodec
+from unimodal.model.vision_input import vision_of
+from unimodal.run_folder import (
+    VOCAB_FILE,
+    build_vocab,
+    lm_folder,
+    load_run_tokenizers,
+    make_codec,
+    read_run_info,
+)
+from unimodal.sequence import Encoded, Segment, SequenceCodec
 from unimodal.tokenizers.anyres import AnyResImage, decode_anyres, encode_anyres, fit_layout, to_canvas
 from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
@@ -74,6 +87,11 @@ class Pipeline:
         return int(self.model.config.max_position_embeddings)
 
     @property
+    def reads_features(self) -> bool:
+        """Whether input images are read as features (encoder + projector) rather than as tokens."""
+        return self.codec.feature_slots is not None
+
+    @property
     def sample_rate(self) -> int:
         audio = self.tokenizers.get("audio")
         return int(audio.sample_rate) if audio is not None else 16000
@@ -90,11 +108,16 @@ class Pipeline:
         info = read_run_info(run_dir)
         tokenizers = load_run_tokenizers(run_dir, info)
         vocab = build_vocab(tokenizers)
-        lm_dir = run_dir / LM_DIR
+        lm_dir = lm_folder(run_dir)
         if not (lm_dir / VOCAB_FILE).is_file():
             raise UnimodalError(f"{lm_dir}: no trained language model here (did training finish?)")
         vocab.check_same(Vocabulary.load(lm_dir / VOCAB_FILE), f"checkpoint {lm_dir}")
         model = load_lm(lm_dir, vocab)
+        vision, expected = vision_of(model), info.get("vision")
+        if bool(vision) != bool(expected) or (vision and vision.slots != expected["slots_per_crop"]):
+            raise VocabularyMismatch(f"{lm_dir}: the model reads images {'as features' if vision else 'as tokens'} "
+                                     f"but {run_dir / 'run.json'} says {'features' if expected else 'tokens'} (or "
+                                     f"another span layout); load the model with the run it was trained in")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         return cls(run_dir, model, vocab, make_codec(info, vocab), tokenizers, info)
@@ -108,6 +131,9 @@ class Pipeline:
         if isinstance(prompt, Segment):
             return [prompt]
         if isinstance(prompt, Generation):  # an earlier answer, e.g. the assistant's turn of a chat
+            if self.reads_features:  # its images, read again, are read as features of their decoded pixels
+                return [Segment(p.modality, self.feature_payload(p.value, p.codes) if p.modality == "image"
+                                else p.codes) for p in prompt.parts]
             return [Segment(s.modality, s.payload) for s in prompt.segments]
         if isinstance(prompt, (list, tuple)):
             return [seg for part in prompt for seg in self.segments_from(part)]
@@ -119,6 +145,8 @@ class Pipeline:
             clip = fit_clip(array, int(tokenizer.num_frames), int(tokenizer.image_size))
             codes = tokenizer.encode(videos_to_tensor([clip]).to(self._device("video")))
             return [Segment("video", codes[0].cpu().numpy())]
+        if array.ndim == 3 and "image" in self.tokenizers and self.reads_features:  # no resize: the encoder's own
+            return [Segment("image", self.feature_payload(array))]
         if array.ndim == 3 and "image" in self.tokenizers:
             return [Segment("image", self.prompt_image_codes(array))]
         if array.ndim == 1 and "audio" in self.tokenizers:
@@ -168,6 +196,21 @@ class Pipeline:
                                 f"tokenizer.image.anyres.max_tiles=4 for other sizes and aspect ratios")
         return self.codec
 
+    def feature_payload(self, image: np.ndarray, codes: Any = None) -> FeatureImage:
+        """One uint8 ``[H, W, C]`` image as the crops this run's encoder reads (AnyRes tiles when it was trained so);
+        ``codes``: its tokens, for where it is an answer. Channels are checked by the encoder's processor step."""
+        vision = vision_of(self.model)
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3:
+            raise UnimodalError(f"an image prompt is uint8 [H, W, C]; got {image.dtype} of shape {image.shape}")
+        vision.encoder.to_channels(image)  # refuses a channel count the encoder cannot read, now rather than later
+        return feature_image(image, vision.crop_size, vision.anyres_max_tiles, codes)
+
+    def pixel_values(self, prompts: list[Encoded]) -> torch.Tensor | None:
+        """The processed pixels of every image ``prompts`` read as features, in order (None when there are none)."""
+        crops = [crop for encoded in prompts for image in encoded.images for crop in image.crops]
+        return vision_of(self.model).encoder.pixel_values(crops) if crops else None
+
     def _tokenizer(self, modality: str) -> Any:
         return self.tokenizers[modality].eval()
 
@@ -195,8 +238,8 @@ class Pipeline:
                        image_size: tuple[int, int] | None = None) -> list[Generation]:
         """Several prompts decoded together in one batch; ``num_samples`` answers each, prompt by prompt."""
         pipe = self if image_size is None else self.at_image_size(image_size)
-        ids = [pipe._prompt_ids(prompt, chat) for prompt in prompts]
-        return pipe._run([row for row in ids for _ in range(num_samples)], output, seed, sampling, progress)
+        encoded = [pipe.prompt(prompt, chat) for prompt in prompts]
+        return pipe._run([row for row in encoded for _ in range(num_samples)], output, seed, sampling, progress)
 
     def chat(self, messages: list[Any], output: str | list[str] = "text", seed: int = 0,
              sampling: SamplingConfig | None = None, progress: Progress | None = None) -> Generation:
@@ -225,8 +268,8 @@ class Pipeline:
                 raise UnimodalError(f"chat message {index}: {err}") from None
         if not turns or turns[-1].role == "assistant":
             raise UnimodalError("chat messages must end with a user turn (the assistant answers it)")
-        prompt_ids = encode_chat(self.codec, turns, add_generation_prompt=True).ids
-        return self._run([prompt_ids], output, seed, sampling, progress)[0]
+        return self._run([encode_chat(self.codec, turns, add_generation_prompt=True)], output, seed, sampling,
+                         progress)[0]
 
     def stream(self, prompt: Any, output: str | list[str] = "audio", seed: int = 0,
                sampling: SamplingConfig | None = None, chat: bool = False, chunk_frames: int = 4,
@@ -238,21 +281,30 @@ class Pipeline:
 
         if "audio" not in self.tokenizers:
             raise UnimodalError(f"stream() yields audio, and this run has no audio (it has {sorted(self.tokenizers)})")
-        prompt_ids = [self._prompt_ids(prompt, chat)]
-        outputs, sampling = self._prepare(prompt_ids, output, sampling)
+        prompts = [self.prompt(prompt, chat)]
+        outputs, sampling = self._prepare([p.ids for p in prompts], output, sampling)
         audio = AudioStream(self.codec, self._tokenizer("audio"), chunk_frames, context_frames)
         # Read the drawn ids back at least once a chunk's worth of ids: chunks leave while the LM still runs.
         every = chunk_frames * max(1, int(self.codec.num_audio_codebooks or 1))
-        for step in self._steps(prompt_ids, outputs, sampling, seed, progress, read_every=every):
+        for step in self._steps(prompts, outputs, sampling, seed, progress, read_every=every):
             if step[0] is not None:
                 yield from audio.push(step[0])
 
-    def _prompt_ids(self, prompt: Any, chat: bool) -> np.ndarray:
+    def prompt(self, prompt: Any, chat: bool = False) -> Encoded:
+        """A prompt (what :meth:`generate` takes, or a list of segments) encoded for generation: ids and the images
+        it reads as features; ``chat``: as one user turn of the chat template, then ``<assistant>``."""
         segments = self.segments_from(prompt)
         if chat:
-            from unimodal.data.chat import chat_prompt
-            return chat_prompt(self.codec, segments)
-        return self.codec.encode(segments, add_eos=False).ids
+            from unimodal.data.chat import Turn, encode_chat
+            return encode_chat(self.codec, [Turn("user", segments)], add_generation_prompt=True)
+        return self.codec.encode(segments, add_eos=False)
+
+    def generate_ids(self, prompts: list[Encoded | np.ndarray], outputs: list[str], sampling: SamplingConfig,
+                     seed: int = 0) -> list[np.ndarray]:
+        """New ids after each encoded prompt (:meth:`prompt`, or plain ids of prompts without feature images),
+        in one batch: the loop the evaluation runs."""
+        prompts = [p if isinstance(p, Encoded) else Encoded(np.asarray(p), np.zeros(len(p), bool)) for p in prompts]
+        return collect_ids(self._steps(prompts, outputs, sampling, seed), len(prompts))
 
     def _prepare(self, prompt_ids: list[np.ndarray], output: str | list[str], sampling: SamplingConfig | None
                  ) -> tuple[list[str], SamplingConfig]:
@@ -274,17 +326,18 @@ class Pipeline:
         budget = min(sampling.max_new_tokens, self.context_length - longest)
         return outputs, replace(sampling, max_new_tokens=budget)
 
-    def _run(self, prompt_ids: list[np.ndarray], output: str | list[str], seed: int,
+    def _run(self, prompts: list[Encoded], output: str | list[str], seed: int,
              sampling: SamplingConfig | None, progress: Progress | None = None) -> list[Generation]:
-        outputs, sampling = self._prepare(prompt_ids, output, sampling)
-        new_ids = collect_ids(self._steps(prompt_ids, outputs, sampling, seed, progress), len(prompt_ids))
+        outputs, sampling = self._prepare([p.ids for p in prompts], output, sampling)
+        new_ids = collect_ids(self._steps(prompts, outputs, sampling, seed, progress), len(prompts))
         return [self.decode(ids) for ids in new_ids]
 
-    def _steps(self, prompt_ids: list[np.ndarray], outputs: list[str], sampling: SamplingConfig,
+    def _steps(self, prompts: list[Encoded], outputs: list[str], sampling: SamplingConfig,
                seed: int, progress: Progress | None = None,
                read_every: int | None = None) -> Iterator[list[int | None]]:
         """The one place the pipeline runs the generation loop (and so would pick a faster decoder)."""
-        steps = iter_generate(self.model, self.codec, prompt_ids, outputs, sampling, seed=seed, read_every=read_every)
+        steps = iter_generate(self.model, self.codec, [p.ids for p in prompts], outputs, sampling, seed=seed,
+                              read_every=read_every, images=self.pixel_values(prompts))
         if progress is None:
             return steps
         total = sampling.max_new_tokens

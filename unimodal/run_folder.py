@@ -25,6 +25,7 @@ CONFIG_FILE = "config.yaml"
 TOKENIZERS_DIR = "tokenizers"
 LM_DIR = "lm"
 PRETRAINED_DIR = "lm-pretrain"   # stage=instruct keeps the pretrained model here; the tuned one replaces lm/
+EXPORT_FILE = "unimodal_export.json"   # in a folder written by scripts/export.py (the model at its top level)
 
 
 def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
@@ -35,12 +36,25 @@ def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
 
 def make_codec(info: dict[str, Any], vocab: Vocabulary) -> SequenceCodec:
     """The sequence codec of a run: its vocabulary and what ``run.json`` records: the media shapes, the audio and
-    image layouts, and the AnyRes settings (``image_anyres``: ``max_tiles`` and the allowed ``grids``; absent: off)."""
+    image layouts, the AnyRes settings (``image_anyres``: ``max_tiles`` and the allowed ``grids``; absent: off) and
+    (a run that reads images as features) the feature slots per crop."""
     anyres = info.get("image_anyres") or {}
+    vision = info.get("vision") or {}
     return SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
                          audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"),
                          image_layout=info.get("image_layout", "flat"),
-                         image_anyres_max_tiles=anyres.get("max_tiles"), image_anyres_grids=anyres.get("grids"))
+                         image_anyres_max_tiles=anyres.get("max_tiles"), image_anyres_grids=anyres.get("grids"),
+                         feature_slots=vision.get("slots_per_crop"))
+
+
+def is_run_folder(path: str | Path | None) -> bool:
+    """Whether ``path`` is a training run (``run.json`` and ``lm/``), rather than e.g. a Hugging Face model folder."""
+    return bool(path) and (Path(path) / RUN_FILE).is_file() and (Path(path) / LM_DIR).is_dir()
+
+
+def lm_folder(run_dir: Path) -> Path:
+    """Where a run's language model is: ``<run>/lm``, or the folder itself for an export (``scripts/export.py``)."""
+    return run_dir if (run_dir / EXPORT_FILE).is_file() else run_dir / LM_DIR
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:

@@ -12,6 +12,9 @@ module dispatches to it by modality and codec options:
   plain square image, so fixed-grid payloads still fit); ``image_tiles`` fixes the grid that generation writes
 - audio: ``audio_frames`` of ``[K, T]`` codes in ``audio_layout``
 - video: ``video_grid`` ``(t, h, w)``
+- an image the LM reads as features (``feature_slots`` set, a :class:`~unimodal.feature_spans.FeatureImage` payload,
+  a segment without loss): :func:`~unimodal.feature_spans.feature_body`'s slots; the image goes into
+  :attr:`Encoded.images` for the encoder. As a target (loss) it is written as its tokens.
 
 :meth:`SequenceCodec.span_plan` says, for each position of a span, which ids it may hold: the generation
 constraints use exactly that, so every generated span decodes.
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from unimodal import spans
+from unimodal.feature_spans import FeatureImage, feature_body
 from unimodal.spans import LAYOUTS
 from unimodal.tokenizers.anyres import AnyResImage
 from unimodal.tokenizers.anyres_settings import AnyResSettings
@@ -58,6 +62,7 @@ class Encoded:
     ids: np.ndarray            # int64 [L]
     loss_mask: np.ndarray      # bool [L]: positions whose token is a training target
     modality_of_position: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # MODALITY_CODES
+    images: list[FeatureImage] = field(default_factory=list)   # images read as features, in the order of their spans
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -81,6 +86,8 @@ class SequenceCodec:
     ``image_grid`` is the code grid of one image (one AnyRes tile); ``image_anyres_max_tiles`` (None: off)
     turns on AnyRes image spans of at most that many tiles, in the grids ``image_anyres_grids`` lists (None:
     any); ``image_tiles`` = (rows, cols) makes every generated image that grid (see :meth:`with_image_tiles`).
+    ``feature_slots`` (None: images are read as tokens) is the number of feature positions per crop of an image
+    read as features.
     """
 
     def __init__(self, vocab: Vocabulary, image_grid: tuple[int, int] | None = None,
@@ -88,7 +95,7 @@ class SequenceCodec:
                  row_separators: bool = False, image_anyres_max_tiles: int | None = None,
                  video_grid: tuple[int, int, int] | None = None, image_layout: str = "flat",
                  image_anyres_grids: list[list[int]] | None = None,
-                 image_tiles: tuple[int, int] | None = None) -> None:
+                 image_tiles: tuple[int, int] | None = None, feature_slots: int | None = None) -> None:
         for key, layout in (("audio_layout", audio_layout), ("image_layout", image_layout)):
             if layout not in LAYOUTS:
                 raise ValueError(f"{key} must be one of {LAYOUTS}, got {layout!r}")
@@ -118,6 +125,7 @@ class SequenceCodec:
         self.image_tiles: tuple[int, int] | None = None
         if image_tiles is not None:
             self.image_tiles = self._checked_tiles(image_tiles)
+        self.feature_slots = int(feature_slots) if feature_slots else None
         self._closer_of = {vocab.special(CLOSERS[m]): m for m in vocab.media}
         self._opener_of = {vocab.special(OPENERS[m]): m for m in vocab.media}
 
@@ -193,7 +201,20 @@ class SequenceCodec:
         return self.video_grid
 
     # --- whole samples -------------------------------------------------------------------
+    def reads_features(self, segment: Segment) -> bool:
+        """Whether ``segment`` becomes feature slots: an input image (no loss) of a codec with ``feature_slots``."""
+        if segment.modality != "image" or segment.loss or not self.feature_slots:
+            return False
+        if not isinstance(segment.payload, FeatureImage):
+            raise ValueError("this run reads input images as features: give the image's pixels (a FeatureImage), "
+                             "not its codes")
+        return True
+
     def _body(self, segment: Segment) -> np.ndarray:
+        if isinstance(segment.payload, FeatureImage):  # written (or read, in a tokens run) as its tokens
+            if segment.payload.codes is None:
+                raise ValueError("an image given as pixels only cannot be a target or a token span; give its codes")
+            segment = Segment(segment.modality, segment.payload.codes, segment.role, segment.loss)
         if segment.modality == "text":
             ids = np.asarray(segment.payload, dtype=np.int64).reshape(-1)
             if ids.size and (ids.min() < 0 or ids.max() >= self.vocab.text_size):
@@ -231,6 +252,7 @@ class SequenceCodec:
         ids: list[np.ndarray] = []
         mask: list[np.ndarray] = []
         kinds: list[np.ndarray] = []
+        images: list[FeatureImage] = []
 
         def put(chunk: np.ndarray, loss: bool, kind: str) -> None:
             ids.append(chunk)
@@ -240,7 +262,11 @@ class SequenceCodec:
         if add_bos:
             put(np.array([self.vocab.bos_id]), False, "special")
         for segment in segments:
-            body = self._body(segment)
+            if self.reads_features(segment):
+                images.append(segment.payload)
+                body = feature_body(self.vocab, segment.payload, self.feature_slots)
+            else:
+                body = self._body(segment)
             if segment.modality == "text":
                 put(body, segment.loss, "text")
                 continue
@@ -249,7 +275,7 @@ class SequenceCodec:
             put(np.array([self.vocab.special(CLOSERS[segment.modality])]), segment.loss, "special")
         if add_eos:
             put(np.array([self.vocab.eos_id]), bool(segments) and segments[-1].loss, "special")
-        return Encoded(np.concatenate(ids), np.concatenate(mask), np.concatenate(kinds))
+        return Encoded(np.concatenate(ids), np.concatenate(mask), np.concatenate(kinds), images)
 
     def decode(self, ids: Any) -> list[Segment]:
         """Ids -> segments. A span cut off before its closer is kept with ``truncated=True``
@@ -269,6 +295,9 @@ class SequenceCodec:
 
         while i < len(ids):
             token = ids[i]
+            if token < 0:  # a feature slot of an input image: no content to give back
+                i += 1
+                continue
             if token < self.vocab.text_size:
                 text.append(token)
                 i += 1

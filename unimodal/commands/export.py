@@ -16,7 +16,8 @@ from unimodal.commands.app import is_hydra_arg, run_app
 from unimodal.commands.options import options_from, validate_export
 from unimodal.errors import UnimodalError
 from unimodal.model.lm import MEDIA_POSITIONS_FILE, MEDIA_POSITIONS_KEY
-from unimodal.run_folder import LM_DIR, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE
+from unimodal.model.vision_input import export_vision, read_vision_config, vision_readme
+from unimodal.run_folder import EXPORT_FILE, LM_DIR, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE
 from unimodal.vocab import Vocabulary
 
 USAGE = """usage: python scripts/export.py run=<run dir> out=<new folder>
@@ -24,7 +25,6 @@ USAGE = """usage: python scripts/export.py run=<run dir> out=<new folder>
 Writes a folder that transformers.AutoModelForCausalLM.from_pretrained(<folder>) loads as is (safetensors +
 config JSON), with the vocabulary JSON, the run's tokenizers and a README.md saying what is where."""
 
-EXPORT_FILE = "unimodal_export.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -119,8 +119,11 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
                             if media_positions else None),
         "remote_code": remote,   # trust_remote_code: the class that adds the table, unimodal's logits
     }
+    manifest["vision"] = export_vision(lm_dir, partial)  # images read as features: encoder folder or reference
     (partial / EXPORT_FILE).write_text(json.dumps(manifest, indent=2))
-    (partial / "README.md").write_text(_readme(info, model_config, media_positions) + _remote_readme(remote))
+    vision = read_vision_config(partial)
+    (partial / "README.md").write_text(_readme(info, model_config, media_positions) + _remote_readme(remote)
+                                       + ("\n".join(vision_readme(vision)) if vision else ""))
     if out.exists():
         out.rmdir()  # empty (checked above)
     partial.rename(out)

@@ -49,11 +49,13 @@ def encode_chat(codec: SequenceCodec, turns: list[Turn], add_generation_prompt: 
         raise ValueError("a generation prompt must end with a user (or system) turn")
     vocab = codec.vocab
     pieces = [_special(codec, "<bos>")]
+    images = []   # images read as features, in order
     for turn in turns:
         pieces.append(_special(codec, f"<{turn.role}>"))
         answer = turn.role == "assistant"
         segments = [Segment(s.modality, s.payload, role=turn.role, loss=answer) for s in turn.segments]
         body = codec.encode(segments, add_bos=False, add_eos=False) if segments else None
+        images += body.images if body is not None else []
         if answer:
             end = _special(codec, "<eos>")
             parts = ([body] if body is not None else []) + [end]
@@ -68,7 +70,7 @@ def encode_chat(codec: SequenceCodec, turns: list[Turn], add_generation_prompt: 
     if ids.max(initial=0) >= vocab.size:
         raise ValueError(f"chat ids exceed the vocabulary size {vocab.size}")
     return Encoded(ids, np.concatenate([p.loss_mask for p in pieces]),
-                   np.concatenate([p.modality_of_position for p in pieces]))
+                   np.concatenate([p.modality_of_position for p in pieces]), images)
 
 
 def chat_prompt(codec: SequenceCodec, segments: list[Segment], system: list[Segment] | None = None) -> np.ndarray:

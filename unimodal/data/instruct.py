@@ -298,6 +298,9 @@ class ChatDataset(Dataset):
             raise ConfigError(f"an instruction conversation ({kinds}) needs {len(encoded)} tokens but "
                               f"model.context_length is {self.context_length}; raise it or lower "
                               f"instruct.max_turns")
-        return {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
+        item = {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
                 "modality": torch.from_numpy(encoded.modality_of_position.astype(np.int64)),
                 "task": torch.tensor(KINDS.index(kinds[0]))}
+        if encoded.images:  # images read as features (model.vision_input=features)
+            item["images"] = encoded.images
+        return item

@@ -182,8 +182,9 @@ def build_aligned_lm(model_cfg: Any, vocab: Vocabulary, seed: int = 0) -> nn.Mod
     return model
 
 
-def check_align_config(cfg: Any) -> None:
-    """Before stage 0 spends any time: align needs a pretrained model and its own tokenizer."""
+def check_align_config(cfg: Any, pretrained_is_run: bool = False) -> None:
+    """Before stage 0 spends any time: align needs a pretrained model and its own tokenizer. ``pretrained_is_run``:
+    ``model.pretrained`` is a run of ours, which a features run aligns a projector to (with the run's tokenizers)."""
     if cfg.stage.name in ("pretrain", "all") and cfg.model.get("pretrained"):
         raise ConfigError(f"stage={cfg.stage.name} trains a new model from scratch, but model.pretrained="
                           f"{cfg.model.pretrained!r} is set; use stage=align to start from a pretrained LM")
@@ -196,6 +197,12 @@ def check_align_config(cfg: Any) -> None:
     if not cfg.model.get("pretrained"):
         raise ConfigError("stage=align needs a pretrained LM: add model=from_pretrained "
                           "model.pretrained=<folder or hub id> tokenizer/text=pretrained")
+    if pretrained_is_run:
+        if cfg.model.get("vision_input", "tokens") != "features":
+            raise ConfigError(f"stage=align with model.pretrained={cfg.model.pretrained} (a run of ours, whose "
+                              f"vocabulary has every token already) aligns a feature projector: add "
+                              f"model.vision_input=features")
+        return
     if cfg.tokenizer.text.kind != "hf":
         raise ConfigError(f"stage=align: tokenizer.text.kind={cfg.tokenizer.text.kind!r}, but the pretrained "
                           f"model reads its own tokenizer's ids; add tokenizer/text=pretrained")

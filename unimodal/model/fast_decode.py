@@ -72,7 +72,7 @@ class StaticDecoder:
         self.kv: StaticKV | None = None
 
     @torch.no_grad()
-    def prefill(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, attention: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         ids, attention = ids.to(self.device), attention.to(self.device)
         rows, width = ids.shape
         length = -(-(width + self.max_new_tokens) // LENGTH_STEP) * LENGTH_STEP
@@ -80,7 +80,7 @@ class StaticDecoder:
         self.embed, self.filled = DecodeEmbedder(self.model, ids), width
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         self.next_position = positions[:, -1:] + 1  # what the eager path gets from the grown attention mask
-        return self.kv.prefill(embed_ids(self.model, ids), attention, positions)
+        return self.kv.prefill(embed_ids(self.model, ids, images=images), attention, positions)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

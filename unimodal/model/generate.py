@@ -60,11 +60,11 @@ class EagerDecoder:
         self.past = getattr(out, _CACHE_ARG)
         return out.logits[:, -1]
 
-    def prefill(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, attention: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         self.past = None
         ids, self.attention = ids.to(self.device), attention.to(self.device)
         self.embed = DecodeEmbedder(self.model, ids)
-        return self._forward(embed_ids(self.model, ids))
+        return self._forward(embed_ids(self.model, ids, images=images))
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         new = tokens.to(self.device)[:, None]
@@ -87,9 +87,11 @@ def left_pad(rows: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
                   sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
-                  decoder: Decoder | None = None, read_every: int | None = None) -> Iterator[list[int | None]]:
+                  decoder: Decoder | None = None, read_every: int | None = None,
+                  images: torch.Tensor | None = None) -> Iterator[list[int | None]]:
     """Generate after each prompt (global ids, ``<bos>`` included), yielding every step's new id per row
-    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``.
+    (``None`` for a row that has already ended). Rows end at ``<eos>`` or after ``max_new_tokens``. ``images``: the
+    processed pixels of every image the prompts read as features, prompt after prompt.
 
     The drawn ids stay on the device until the span constraints need one of them (``SpanState.choice_matters``:
     a text token, which may be the exit, or an AnyRes tile boundary) or the generation ends: a media span
@@ -104,7 +106,7 @@ def iter_generate(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np
         twin = np.array([vocab.bos_id] if uncond_prompt is None else uncond_prompt, dtype=np.int64)
         rows += [twin] * batch
     decoder = decoder or fast_decoder(model, sampling.fast, sampling.max_new_tokens) or EagerDecoder(model)
-    logits = decoder.prefill(*left_pad(rows, vocab.pad_id))
+    logits = decoder.prefill(*left_pad(rows, vocab.pad_id), **({} if images is None else {"images": images}))
     sampler = Sampler(sampling, vocab.size, seed)
     unread: list[tuple[torch.Tensor, list[bool]]] = []   # drawn ids not read back yet, and which rows had ended
     for index in range(sampling.max_new_tokens):
@@ -140,9 +142,9 @@ def _read(unread: list[tuple[torch.Tensor, list[bool]]]) -> Iterator[list[int | 
 
 def generate_ids(model: torch.nn.Module, codec: SequenceCodec, prompts: list[np.ndarray], outputs: list[str],
                  sampling: SamplingConfig, seed: int = 0, uncond_prompt: np.ndarray | None = None,
-                 decoder: Decoder | None = None) -> list[np.ndarray]:
+                 decoder: Decoder | None = None, images: torch.Tensor | None = None) -> list[np.ndarray]:
     """Generate after each prompt (global ids, ``<bos>`` included). Returns the new ids per prompt."""
-    steps = iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder)
+    steps = iter_generate(model, codec, prompts, outputs, sampling, seed, uncond_prompt, decoder, images)
     return collect_ids(steps, len(prompts))
 
 

@@ -5,6 +5,8 @@ is added to the token embedding (:class:`MediaPositions`). It lives beside the H
 submodule ``media_positions``; :func:`embed_ids` is the one place that turns ids into input vectors,
 used by training and generation alike. :func:`save_lm` writes the HF model as ``save_pretrained`` does,
 so the folder stays a plain Llama, with the table in its own file that :func:`load_lm` reads back.
+A model that reads images as features also carries ``vision_input`` (:mod:`unimodal.model.vision_input`):
+``embed_ids`` fills the feature slots from it, and it is saved and loaded beside the HF model the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from unimodal.model.media_llama import SPAN_KEY, TABLE_FILE, SpanTable
+from unimodal.model.vision_input import ATTRIBUTE, fill_slots, load_vision, save_vision
 from unimodal.vocab import OPENERS, Vocabulary
 
 MEDIA_POSITIONS_KEY = SPAN_KEY  # extra LlamaConfig field: span length covered (0 = off)
@@ -80,15 +83,17 @@ def _attach_media_positions(model: LlamaForCausalLM, vocab: Vocabulary) -> None:
 
 
 def save_lm(model: LlamaForCausalLM, folder: str | Path) -> None:
-    """``save_pretrained`` of the plain HF model, plus ``media_positions.safetensors`` when it has one."""
+    """``save_pretrained`` of the plain HF model, plus ``media_positions.safetensors`` when it has one and the
+    vision input's files when it reads images as features."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("media_positions.")}
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("media_positions.", f"{ATTRIBUTE}."))}
     model.save_pretrained(folder, state_dict=state)
     if hasattr(model, "media_positions"):
         save_file({"weight": model.media_positions.embed.weight.detach().contiguous()},
                   str(folder / MEDIA_POSITIONS_FILE))
+    save_vision(model, folder)
 
 
 def load_lm(folder: str | Path, vocab: Vocabulary) -> LlamaForCausalLM:
@@ -101,12 +106,18 @@ def load_lm(folder: str | Path, vocab: Vocabulary) -> LlamaForCausalLM:
     _attach_media_positions(model, vocab)
     if hasattr(model, "media_positions"):
         model.media_positions.embed.weight.data.copy_(load_file(str(folder / MEDIA_POSITIONS_FILE))["weight"])
+    vision = load_vision(folder)
+    if vision is not None:
+        setattr(model, ATTRIBUTE, vision)
     return model
 
 
-def embed_ids(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-    """Input vectors for ``ids``; ``context`` is the whole sequence ``ids`` ends (for cached decoding)."""
-    embeds = model.get_input_embeddings()(ids)
+def embed_ids(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None = None,
+              images: torch.Tensor | None = None) -> torch.Tensor:
+    """Input vectors for ``ids``; ``context`` is the whole sequence ``ids`` ends (for cached decoding); ``images``
+    the processed pixels of the images ``ids`` reads as features (their slots filled in order)."""
+    embed = model.get_input_embeddings()
+    embeds = embed(ids) if images is None else fill_slots(model, embed(ids.clamp(min=0)), ids, images)
     positions = getattr(model, "media_positions", None)
     if positions is not None:
         index = positions.positions(ids if context is None else context)

@@ -24,8 +24,9 @@ _NAME_OF = {code: name for name, code in MODALITY_CODES.items()}
 
 def _loss_graph(model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor,
                 attention_mask: torch.Tensor | None,
-                position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
+                position_ids: torch.Tensor | None = None,
+                images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    hidden = model.model(inputs_embeds=embed_ids(model, ids, images=images), attention_mask=attention_mask,
                          position_ids=position_ids, use_cache=False).last_hidden_state
     # Logits at every position, the last one ignored, rather than of hidden[:, :-1]: a strided slice sends
     # the head's matmul (and its gradient) down slower kernels.
@@ -42,13 +43,13 @@ _compiled_loss_graph = torch.compile(_loss_graph)
 def dense_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                   attention_mask: torch.Tensor | None = None, modality: torch.Tensor | None = None,
                   position_ids: torch.Tensor | None = None, compile: bool = True,
-                  reduce: Reduce = None) -> tuple[torch.Tensor, dict[str, float]]:
+                  reduce: Reduce = None, images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """``masked_lm_loss``'s loss and per-modality parts, computed densely (and compiled unless told not to)."""
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: attention takes its plain causal path
     targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], IGNORE)
     graph = _compiled_loss_graph if compile else _loss_graph
-    loss, per_token = graph(model, ids, targets, attention_mask, position_ids)  # packed rows: positions restart
+    loss, per_token = graph(model, ids, targets, attention_mask, position_ids, images)  # packed: positions restart
     parts = modality_means(per_token.detach(), modality[:, 1:], loss_mask[:, 1:], reduce) if modality is not None \
         else {}
     return loss, parts

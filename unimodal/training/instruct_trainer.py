@@ -138,7 +138,11 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         torch.manual_seed(int(cfg.seed))   # LoRA's initial weights: the same on every rank
         loaded = load_lm(base_dir, vocab)
         names = freeze(loaded, list(icfg.freeze))
-        return (*add_lora(loaded, icfg.lora), names) if icfg.lora.enabled else (loaded, None, names)
+        lora = partial(add_lora, lora_cfg=icfg.lora) if icfg.lora.enabled else None
+        if shapes.get("vision"):  # images read as features: projector + LM tune, LoRA on the LM only
+            from unimodal.training.vision_stage import tune_vision
+            return (*tune_vision(cfg, loaded, lora), names)
+        return (*lora(loaded), names) if lora is not None else (loaded, None, names)
 
     model, merged, frozen = tuned()
     trainable, total = trainable_count(model)
@@ -153,6 +157,10 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         train_set, val_set = synthetic_chat_sets(cfg, codec, sets, tokenizers)
     batch = min(int(icfg.batch_size), len(train_set))  # a small conversations file: batches of all of it
     pad = partial(collate, pad_id=vocab.pad_id)
+    if shapes.get("vision"):  # batches carry the pixels of the images they read as features
+        from unimodal.model.vision_input import vision_of
+        from unimodal.training.vision_stage import feature_collate
+        pad = partial(feature_collate, pad_id=vocab.pad_id, encoder=vision_of(model).encoder)
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=LengthBuckets(
         train_set.length_of, len(train_set), batch, seed=int(cfg.seed), num_replicas=ranks.world_size,
         rank=ranks.rank))

@@ -53,9 +53,12 @@ class TaskDataset(Dataset):
         if len(encoded) > self.context_length:
             raise ConfigError(f"task {self.tasks[task_index]!r} needs {len(encoded)} tokens but "
                               f"model.context_length is {self.context_length}; raise it")
-        return {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
+        item = {"ids": torch.from_numpy(encoded.ids), "loss_mask": torch.from_numpy(encoded.loss_mask),
                 "modality": torch.from_numpy(encoded.modality_of_position.astype(np.int64)),
                 "task": torch.tensor(task_index)}
+        if encoded.images:  # images read as features (model.vision_input=features): their collate adds the pixels
+            item["images"] = encoded.images
+        return item
 
 
 def length_groups(tasks: list[str]) -> list[list[int]]:

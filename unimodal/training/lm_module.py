@@ -18,9 +18,11 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
                    attention_mask: torch.Tensor | None = None,
                    modality: torch.Tensor | None = None,
                    position_ids: torch.Tensor | None = None,
-                   reduce: Reduce = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   reduce: Reduce = None,
+                   images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Next-token loss on positions where ``loss_mask`` marks the *target* token (the per-modality parts summed
-    over data-parallel ranks by ``reduce``, when given: ``dense_loss.modality_means``).
+    over data-parallel ranks by ``reduce``, when given: ``dense_loss.modality_means``; ``images``: the pixels of
+    the images the rows read as features).
 
     Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
     no ``attention_mask``: transformers then keeps attention inside each document.
@@ -30,7 +32,7 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     """
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None  # no padding: lets attention take its plain causal fast path
-    hidden = model.model(inputs_embeds=embed_ids(model, ids), attention_mask=attention_mask,
+    hidden = model.model(inputs_embeds=embed_ids(model, ids, images=images), attention_mask=attention_mask,
                          position_ids=position_ids, use_cache=False).last_hidden_state
     mask = loss_mask[:, 1:]
     logits = model.lm_head(hidden[:, :-1][mask])
@@ -65,7 +67,8 @@ class LMModule(L.LightningModule):
         ranks = self.trainer.world_size if self._trainer is not None else 1
         summed = partial(self.trainer.strategy.reduce, reduce_op="sum") if ranks > 1 else None
         loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
-                              batch["modality"], batch.get("position_ids"), reduce=summed)
+                              batch["modality"], batch.get("position_ids"), reduce=summed,
+                              images=batch.get("pixel_values"))
         if ranks > 1:
             loss = self._global_token_mean(loss, batch["loss_mask"], ranks)
         size = batch["ids"].shape[0]

@@ -33,16 +33,37 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
            run_dir: Path) -> Path:
     distributed.init_group(float(cfg.trainer.get("timeout_minutes", 60)))   # the ranks' process group, if any
     codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
+    from unimodal.model.extend import ALIGN_STAGE, build_aligned_lm, merge_new_rows
+    aligning = cfg.stage.name == ALIGN_STAGE  # a pretrained LM, frozen but for the rows of our new tokens
+    features = bool(shapes.get("vision"))     # images read as features (training/vision_stage.py)
     tasks = list(cfg.modality.tasks)
+    if aligning and features:  # only the projector trains: only tasks that read an image reach it
+        from unimodal.training.vision_stage import align_tasks
+        tasks = align_tasks(tasks)
     context = int(cfg.model.context_length)
     weights = task_weights(cfg.modality)  # modality.weights x modality.modality_weights
+    if weights and len(weights) != len(tasks):  # align with features keeps some tasks
+        weights = [w for t, w in zip(cfg.modality.tasks, weights, strict=True) if t in tasks]
     train_set = TaskDataset(sets["train"], codec, tasks, context, float(cfg.lm.cond_drop_prob), int(cfg.seed))
     val_set = TaskDataset(sets["val"], codec, tasks, context, 0.0, int(cfg.seed))
     train_set.check_fits()
-    pad = partial(collate, pad_id=vocab.pad_id)
     batch = int(cfg.lm.batch_size)   # per device: every global batch is dealt across the ranks
     ranks = distributed.current()
     deal = {"num_replicas": ranks.world_size, "rank": ranks.rank}
+
+    def build() -> torch.nn.Module:
+        # Initial weights from the seed alone (not from how many draws stage 0 made): the same on every rank.
+        torch.manual_seed(int(cfg.seed))
+        if aligning and features:  # encoder and LM frozen, a fresh projector the only thing that trains
+            from unimodal.training.vision_stage import aligned_feature_lm
+            return aligned_feature_lm(cfg, vocab, int(cfg.seed))
+        return build_aligned_lm(cfg.model, vocab, int(cfg.seed)) if aligning else build_lm(cfg.model, vocab)
+
+    model = build()
+    pad = partial(collate, pad_id=vocab.pad_id)
+    if features:  # a projector on the LM; batches carry the pixels of the images they read
+        from unimodal.training.vision_stage import attach_vision
+        pad = attach_vision(cfg, model, run_dir, vocab.pad_id, aligning)
     train_loader = ResumableLoader(train_set, collate_fn=pad, batch_sampler=TaskBatches(
         len(sets["train"]), len(tasks), batch, weights, seed=int(cfg.seed), groups=length_groups(tasks), **deal))
     if cfg.lm.packing:  # several documents per row instead (validation stays padded: comparable losses)
@@ -50,15 +71,6 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
         train_loader = packed_loader(train_set, batch, weights, int(cfg.seed), **deal)
     val_loader = DataLoader(val_set, collate_fn=pad, batch_sampler=TaskBatches(
         len(sets["val"]), len(tasks), batch, shuffle=False, **deal))
-    from unimodal.model.extend import ALIGN_STAGE, build_aligned_lm, merge_new_rows
-    aligning = cfg.stage.name == ALIGN_STAGE  # a pretrained LM, frozen but for the rows of our new tokens
-
-    def build() -> torch.nn.Module:
-        # Initial weights from the seed alone (not from how many draws stage 0 made): the same on every rank.
-        torch.manual_seed(int(cfg.seed))
-        return build_aligned_lm(cfg.model, vocab, int(cfg.seed)) if aligning else build_lm(cfg.model, vocab)
-
-    model = build()
     if ranks.world_size > 1:
         torch.manual_seed(int(cfg.seed) + ranks.rank)   # dropout and other draws during training: per rank
     say(f"[stage 1] language model: {count_parameters(model) / 1e6:.2f}M parameters, vocabulary "

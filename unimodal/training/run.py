@@ -218,7 +218,9 @@ def train(cfg: DictConfig) -> Path | None:
     if not chat:
         check_source(cfg.data, media)
     from unimodal.model.extend import check_align_config
-    check_align_config(cfg)  # stage=align: a pretrained LM and its own tokenizer, checked before stage 0
+    from unimodal.run_folder import is_run_folder
+    # stage=align: a pretrained LM and its own tokenizer (or a run of ours), checked before stage 0
+    check_align_config(cfg, is_run_folder(cfg.model.get("pretrained")))
     if source is None and "image" in media and int(cfg.tokenizer.image.channels) != int(cfg.data.channels):
         raise ConfigError(f"tokenizer.image.channels={cfg.tokenizer.image.channels} but data={cfg.data.name} has "
                           f"data.channels={cfg.data.channels}; drop the tokenizer.image.channels override "
@@ -233,6 +235,11 @@ def train(cfg: DictConfig) -> Path | None:
         samples = {} if chat else load_samples(cfg.data, splits) if zero else dict.fromkeys(splits)
         prepared = source.prepared() if source is not None else prepare_tokenizers(cfg, samples, media)
     tokenizers = {m: tok for m, (tok, _) in prepared.items()}
+    from unimodal.training.vision_stage import features_on
+    encoder = None
+    if features_on(cfg):  # the vision encoder is trained (or loaded) beside the tokenizers
+        from unimodal.training.encoder_trainer import prepare_encoder
+        encoder = prepare_encoder(cfg, samples, tokenizers["text"])
     if not cfg.stage.train_lm:
         _say("[stage 0] done: tokenizers are in " + str(Path(cfg.paths.tokenizers_dir).resolve()))
         return None
@@ -249,13 +256,22 @@ def train(cfg: DictConfig) -> Path | None:
             shapes = {k: source.info[k] for k in SOURCE_SHAPE_KEYS if k in source.info}
             if not chat:
                 check_shapes(source, media_shapes(tokenizers, cfg))
+        if encoder is not None:  # images read as features: the encoder, its fingerprint and the span layout
+            from unimodal.training.vision_stage import vision_info
+            shapes["vision"] = vision_info(cfg, encoder)
         if zero:
             write_run_files(cfg, run_dir, vocab, prepared, shapes,
                             {"init_from": str(source.folder)} if source is not None else {})
+            if encoder is not None:  # and its trained vision encoder (a pretrained one is referenced)
+                from unimodal.training.vision_stage import run_encoder
+                run_encoder(cfg, run_dir, encoder)
 
         with distributed.rank_zero_first():  # shards written once; the other ranks then read them
             sets = {} if chat else prepare_shards(cfg, samples, {m: tokenizers[m] for m in ["text", *media]}, vocab,
                                                   say=_say)
+        if encoder is not None:  # each split's pixels beside its shard
+            from unimodal.training.vision_stage import feature_sets
+            sets = feature_sets(cfg, sets, samples, shapes["vision"])
 
         from unimodal.training.instruct_trainer import fit_instruct, pretrained_for_instruct
         from unimodal.training.lm_trainer import fit_lm
@@ -330,3 +346,13 @@ def check_resumable(run_dir: Path, info: dict[str, Any]) -> None:
         raise UnimodalError(
             f"{run_dir} holds a run built with other tokenizers (vocabulary {previous.get('vocab_fingerprint')}"
             f", now {info['vocab_fingerprint']}); choose another run_dir")
+    if previous.get("vision") != info.get("vision"):  # tokens vs features, another encoder, projector or layout
+        raise UnimodalError(f"{run_dir} holds a run that reads images {_vision_text(previous.get('vision'))}, but "
+                            f"this config reads them {_vision_text(info.get('vision'))}; choose another run_dir")
+
+
+def _vision_text(vision: dict[str, Any] | None) -> str:
+    if not vision:
+        return "as tokens"
+    return (f"as features (encoder {vision['encoder']['fingerprint']}, {vision['projector']} projector, "
+            f"{vision['slots_per_crop']} slots per crop)")

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from unimodal.data.synthetic.noise import noise_clips, noise_images, noise_sounds
-from unimodal.eval.world.engine import DirectionResult, Producer, media_prompt_ids, sampling_for
-from unimodal.model.generate import generate_ids
+from unimodal.eval.world.engine import DirectionResult, Producer, media_prompts, sampling_for
 
 Judge = Callable[[list, list], dict[str, tuple[int, int]]]
 
@@ -69,8 +68,8 @@ def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3.0
     sampling = sampling_for(pipe, target, cfg_scale)
 
     def from_noise(scenes: list[Any], start: int) -> list[Any]:
-        prompts = media_prompt_ids(pipe, noise_media(world, source, len(scenes), seed + start), source)
-        new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
+        prompts = media_prompts(pipe, noise_media(world, source, len(scenes), seed + start), source)
+        new_ids = pipe.generate_ids(prompts, [target], sampling, seed=seed + start)
         return [pipe.decode(ids) for ids in new_ids]
 
     return from_noise

@@ -27,8 +27,8 @@ from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_
 from unimodal.eval.sampling import sampling_for
 from unimodal.eval.world.suite import EvalScene, categories
 from unimodal.media import images_to_tensor, videos_to_tensor
-from unimodal.model.generate import SamplingConfig, generate_ids
-from unimodal.sequence import Segment
+from unimodal.model.generate import SamplingConfig
+from unimodal.sequence import Encoded, Segment
 from unimodal.tokenizers.anyres import AnyResImage
 from unimodal.tokenizers.anyres_settings import flatten_anyres
 
@@ -94,35 +94,45 @@ def render(world: Any, scene: Any, modality: str) -> np.ndarray:
     return world.render_sound(scene)
 
 
-def encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> np.ndarray:
-    """Scenes rendered as ``modality`` and encoded by the run's tokenizer: local codes ``[N, ...]``."""
-    tokenizer = pipe.tokenizers[modality].eval()
-    device = next(tokenizer.parameters()).device
-    codes = []
-    for start in range(0, len(scenes), batch_size):
-        batch = _media_batch([render(world, s, modality) for s in scenes[start:start + batch_size]], modality)
-        with torch.no_grad():
-            codes.append(tokenizer.encode(batch.to(device)).cpu().numpy())
-    return np.concatenate(codes)
-
-
-def prompt_ids(pipe: Any, world: Any, scenes: list[EvalScene], source: str) -> list[np.ndarray]:
-    """Each scene rendered as ``source`` and encoded as a generation prompt (no ``<eos>``)."""
-    if source == "text":
-        texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
-        return [pipe.codec.encode([Segment("text", ids)], add_eos=False).ids for ids in texts]
-    return media_prompt_ids(pipe, [render(world, s.scene, source) for s in scenes], source)
-
-
-def media_prompt_ids(pipe: Any, media: list[np.ndarray], modality: str, batch_size: int = 64) -> list[np.ndarray]:
-    """Images, sounds or clips encoded by the run's tokenizer as generation prompts (no ``<eos>``)."""
+def encode_rendered(pipe: Any, media: list[np.ndarray], modality: str, batch_size: int = 64) -> np.ndarray:
+    """Images, sounds or clips encoded by the run's tokenizer: local codes ``[N, ...]``."""
     tokenizer = pipe.tokenizers[modality].eval()
     device = next(tokenizer.parameters()).device
     codes = []
     for start in range(0, len(media), batch_size):
         with torch.no_grad():
-            codes.append(tokenizer.encode(_media_batch(media[start:start + batch_size], modality).to(device)).cpu())
-    return [pipe.codec.encode([Segment(modality, c)], add_eos=False).ids for c in torch.cat(codes).numpy()]
+            codes.append(tokenizer.encode(_media_batch(media[start:start + batch_size], modality).to(device))
+                         .cpu().numpy())
+    return np.concatenate(codes)
+
+
+def rendered_payloads(pipe: Any, media: list[np.ndarray], modality: str, batch_size: int = 64) -> list[Any]:
+    """Each image, sound or clip as a segment payload: its local codes; an image of a run that reads images as
+    features, its pixels (as the encoder reads them) with those codes."""
+    codes = encode_rendered(pipe, media, modality, batch_size)
+    if modality != "image" or not pipe.reads_features:
+        return list(codes)
+    return [pipe.feature_payload(image, c) for image, c in zip(media, codes, strict=True)]
+
+
+def media_payloads(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> list[Any]:
+    """Each scene rendered as ``modality``, as a segment payload (:func:`rendered_payloads`)."""
+    return rendered_payloads(pipe, [render(world, scene, modality) for scene in scenes], modality, batch_size)
+
+
+def prompt_ids(pipe: Any, world: Any, scenes: list[EvalScene], source: str) -> list[Encoded]:
+    """Each scene rendered as ``source`` and encoded as a generation prompt (no ``<eos>``)."""
+    if source == "text":
+        texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
+        return [pipe.codec.encode([Segment("text", ids)], add_eos=False) for ids in texts]
+    return media_prompts(pipe, [render(world, s.scene, source) for s in scenes], source)
+
+
+def media_prompts(pipe: Any, media: list[np.ndarray], modality: str, batch_size: int = 64) -> list[Encoded]:
+    """Images, sounds or clips as generation prompts (no ``<eos>``): their codes; an image of a run that reads
+    images as features, its pixels with those codes."""
+    return [pipe.codec.encode([Segment(modality, payload)], add_eos=False)
+            for payload in rendered_payloads(pipe, media, modality, batch_size)]
 
 
 def _media_batch(media: list[np.ndarray], modality: str) -> torch.Tensor:
@@ -144,7 +154,7 @@ def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3
 
     def produce(scenes: list[EvalScene], start: int) -> list[Any]:
         prompts = prompt_ids(pipe, world, scenes, source)
-        new_ids = generate_ids(pipe.model, pipe.codec, prompts, [target], sampling, seed=seed + start)
+        new_ids = pipe.generate_ids(prompts, [target], sampling, seed=seed + start)
         return [pipe.decode(ids) for ids in new_ids]
 
     return produce

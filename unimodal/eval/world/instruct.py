@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from unimodal.data.chat import chat_prompt
 from unimodal.data.instruct import KINDS, SWAP_QUESTION, VISUAL, ask, compare_question, edit_scene, swap_scene
 from unimodal.data.synthetic.analyze import analyze_image
-from unimodal.eval.world.engine import Score, encode_media
-from unimodal.model.generate import SamplingConfig, generate_ids
+from unimodal.eval.world.engine import Score, media_payloads
+from unimodal.model.generate import SamplingConfig
 from unimodal.sequence import Segment
 
 
@@ -37,11 +36,13 @@ class Question:
     scene: Any = None       # the scene asked about (swap: for the figure of examples)
 
 
-def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> list[Question]:
-    """One question of each fitting kind per scene; ``compare`` pairs neighbouring scenes."""
+def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0,
+                    kinds: tuple[str, ...] | None = None) -> list[Question]:
+    """One question of each fitting kind per scene (of ``kinds`` only, when given); ``compare`` pairs neighbouring
+    scenes."""
     encode = pipe.tokenizers["text"].encode
     media = [m for m in ("image", "audio") if m in pipe.tokenizers]
-    codes = {m: encode_media(pipe, world, scenes, m) for m in media}
+    codes = {m: media_payloads(pipe, world, scenes, m) for m in media}  # features runs: pixels and codes
     questions: list[Question] = []
 
     def text(value: str) -> Segment:
@@ -70,7 +71,7 @@ def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> 
         if "audio" in codes:
             qa = ask("sound", objects, np.random.default_rng((seed, index, KINDS.index("sound"))), caption)
             questions.append(Question("sound", [Segment("audio", codes["audio"][index]), text(qa[0])], qa[1], qa[0]))
-    return questions
+    return [q for q in questions if kinds is None or q.kind in kinds]
 
 
 def _normal(text: str) -> str:
@@ -83,10 +84,12 @@ TEXT_BUDGET = 32   # new tokens for a text answer (a caption is about ten)
 
 def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batch_size: int = 32,
                    image_sampling: SamplingConfig | None = None, progress: bool = True,
-                   swap_samples: list[dict[str, Any]] | None = None) -> dict[str, Score]:
+                   swap_samples: list[dict[str, Any]] | None = None,
+                   kinds: tuple[str, ...] | None = None) -> dict[str, Score]:
     """Accuracy per kind, plus ``visual`` (count, colour and shape together) and the swap scores (module doc).
-    ``swap_samples``: a list that receives the first few swap answers for a figure (:func:`.figures.swap_figure`)."""
-    questions = build_questions(pipe, world, scenes, seed)
+    ``swap_samples``: a list that receives the first few swap answers for a figure (:func:`.figures.swap_figure`);
+    ``kinds``: ask only these kinds."""
+    questions = build_questions(pipe, world, scenes, seed, kinds)
     text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=TEXT_BUDGET)
     if image_sampling is None:  # an edit's answer is one image span (opener, codes, closer) and <eos>
         span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
@@ -105,8 +108,8 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
     for outputs, sampling, items in groups:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            prompts = [chat_prompt(pipe.codec, q.segments) for q in chunk]
-            generated = generate_ids(pipe.model, pipe.codec, prompts, outputs, sampling, seed=seed + start)
+            prompts = [pipe.prompt(q.segments, chat=True) for q in chunk]
+            generated = pipe.generate_ids(prompts, outputs, sampling, seed=seed + start)
             for item, ids in zip(chunk, generated, strict=True):
                 result = pipe.decode(ids)
                 if item.kind == "swap":

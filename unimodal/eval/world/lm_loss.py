@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from unimodal.data.tasks import task_segments
-from unimodal.eval.world.engine import encode_media
+from unimodal.eval.world.engine import media_payloads
 from unimodal.eval.world.suite import EvalScene
 from unimodal.model.lm import embed_ids
 from unimodal.sequence import MODALITY_CODES
@@ -27,7 +27,7 @@ _MEDIA = ("image", "audio", "video")  # video: ``world`` is a MotionWorld and th
 
 def _payloads(pipe: Any, world: Any, scenes: list[EvalScene], used: set[str]) -> list[dict[str, Any]]:
     texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
-    media = {m: encode_media(pipe, world, [s.scene for s in scenes], m)
+    media = {m: media_payloads(pipe, world, [s.scene for s in scenes], m)  # features runs: pixels and codes
              for m in pipe.info["media"] if m in _MEDIA and m in used}
     return [{"text": texts[i], **{m: codes[i] for m, codes in media.items()}} for i in range(len(scenes))]
 
@@ -72,7 +72,8 @@ def _add_sums(sums: dict[str, dict[str, list[float]]], pipe: Any, world: Any, sc
             kinds[row, :n] = torch.from_numpy(encoded.modality_of_position.astype(np.int64))
             attention[row, :n] = 1
         ids, attention = ids.to(device), attention.to(device)
-        logits = pipe.model(inputs_embeds=embed_ids(pipe.model, ids), attention_mask=attention,
+        images = pipe.pixel_values([encoded for _, encoded in chunk])  # images read as features, in order
+        logits = pipe.model(inputs_embeds=embed_ids(pipe.model, ids, images=images), attention_mask=attention,
                             use_cache=False).logits[:, :-1].float().cpu()
         target = mask[:, 1:]
         nats = F.cross_entropy(logits[target], ids.cpu()[:, 1:][target], reduction="none")
