@@ -14,7 +14,7 @@ Config groups (conf/): modality={'|'.join(available('modality'))}  model={'|'.jo
   tokenizer/image={'|'.join(available('tokenizer/image'))}  debug=smoke
 Examples:
   python scripts/train.py modality=image+audio
-  python scripts/train.py modality=image model=tiny lm.max_minutes=2 run_dir=runs/quick
+  python scripts/train.py modality=image model=tiny lm.max_steps=200 run_dir=runs/quick
   python scripts/train.py stage=tokenizers
   python scripts/train.py -m tokenizer/image=fsq,lfq,vq     # one run per value, then the compare command"""
 

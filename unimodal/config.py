@@ -35,7 +35,7 @@ class TrainBudget:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
-    max_minutes: float = 5.0
+    max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
@@ -159,7 +159,7 @@ class StageConfig:
 @dataclass
 class LMTrainConfig:
     max_steps: int = 1300
-    max_minutes: float = 11.0
+    max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
     batch_size: int = 32
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -207,7 +207,7 @@ class LoraSettings:
 class InstructConfig:
     """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py)."""
     max_steps: int = 600
-    max_minutes: float = 6.0
+    max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -261,7 +261,8 @@ class DataConfig:
 class TrainerConfig:
     accelerator: str = "auto"
     devices: int = 1
-    precision: str = "auto"
+    precision: str = "bf16-mixed"        # the language model's (and instruction tuning's); auto: by machine
+    tokenizer_precision: str = "32-true"  # the media tokenizers' (stage 0); auto: by machine
     num_threads: int | None = None
     compile: bool = False
 

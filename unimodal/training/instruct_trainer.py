@@ -31,7 +31,7 @@ from unimodal.training.lm_module import LMModule
 from unimodal.training.lm_trainer import make_codec
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.tokenizer_module import quiet_lightning
+from unimodal.training.tokenizer_module import clock_cap, quiet_lightning
 from unimodal.vocab import Vocabulary
 
 PRETRAINED_DIR = "lm-pretrain"
@@ -122,7 +122,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     # loaded, frozen or wrapped in LoRA instead of built fresh.
     log_every = int(cfg.lm.log_every_steps)
     resume = prepare_resume(out_dir, bool(cfg.resume), stage="instruct")  # before the CSV logger starts
-    trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
+    trainer = L.Trainer(max_steps=steps, max_time=clock_cap(icfg.max_minutes),
                         val_check_interval=min(int(icfg.val_every_steps), steps), check_val_every_n_epoch=None,
                         limit_val_batches=8, num_sanity_val_steps=0,
                         callbacks=[RngState(), ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
@@ -134,7 +134,8 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                         log_every_n_steps=log_every,
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
                         **trainer_kwargs(cfg.trainer, lm=True))
-    _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min")
+    cap = icfg.max_minutes
+    _say(f"[instruct] kinds {train_set.kinds}, {steps} steps" + (f" (clock cap {cap} min)" if cap is not None else ""))
     started = time.perf_counter()
     trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")

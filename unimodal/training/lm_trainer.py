@@ -22,7 +22,7 @@ from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset,
 from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
-from unimodal.training.tokenizer_module import quiet_lightning
+from unimodal.training.tokenizer_module import clock_cap, quiet_lightning
 from unimodal.vocab import Vocabulary
 
 
@@ -65,7 +65,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
                                  every_n_train_steps=int(cfg.lm.checkpoint_every_steps))
     resume = prepare_resume(run_dir, bool(cfg.resume))
     steps = int(cfg.lm.max_steps)
-    trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(cfg.lm.max_minutes)},
+    trainer = L.Trainer(max_steps=steps, max_time=clock_cap(cfg.lm.max_minutes),
                         val_check_interval=min(int(cfg.lm.val_every_steps), steps),
                         check_val_every_n_epoch=None, limit_val_batches=8, num_sanity_val_steps=0,
                         callbacks=[RngState(), checkpoint], plugins=[SafetensorsCheckpointIO()],
@@ -87,6 +87,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
                **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     summary_file.write_text(json.dumps(summary, indent=2))
     write_run_metrics(run_dir)
+    if trainer.global_step < steps:  # only an opt-in lm.max_minutes stops training early
+        print(f"[stage 1] lm.max_minutes={cfg.lm.max_minutes} stopped training at {trainer.global_step} of {steps} "
+              f"steps: this model depends on the machine's speed (lm.max_minutes=null trains every step)", flush=True)
     print(f"[stage 1] {summary['steps']} steps in {seconds:.0f}s; " +
           ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k), flush=True)
     return out

@@ -67,13 +67,17 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
             settings.pop(key)
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
         settings.get("train", {}).pop("adversarial", None)
+    if settings.get("train", {}).get("max_minutes", 0) is None:  # no clock cap: the steps alone say how long
+        settings["train"].pop("max_minutes")
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
 
 
 def trainer_kwargs(trainer_cfg: Any, lm: bool = False) -> dict[str, Any]:
-    """Lightning accelerator settings. ``precision: auto`` is bf16-mixed on a GPU, and for the language
-    model also on a CPU with native bf16 (AVX512-BF16/AMX: about 1.5x faster steps); fp32 otherwise."""
-    precision = trainer_cfg.precision
+    """Lightning accelerator settings. The language model trains in ``trainer.precision`` and tokenizers in
+    ``trainer.tokenizer_precision``, on any machine, so one seed gives one recipe everywhere. ``auto`` (opt-in)
+    picks by machine instead: bf16-mixed on a GPU, and for the language model also on a CPU with native bf16
+    (AVX512-BF16/AMX); fp32 otherwise."""
+    precision = trainer_cfg.precision if lm else trainer_cfg.tokenizer_precision
     if precision == "auto":
         on_gpu = torch.cuda.is_available() and trainer_cfg.accelerator != "cpu"
         precision = "bf16-mixed" if on_gpu or (lm and cpu_has_native_bf16()) else "32-true"
@@ -127,8 +131,9 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                 _say(f"[stage 0] {modality} tokenizer ({tok_cfg.kind}) is pretrained: measuring, not training")
                 metrics = measure_in_batches(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
             else:
-                _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for up to "
-                     f"{tok_cfg.train.steps} steps / {tok_cfg.train.max_minutes} min")
+                cap = tok_cfg.train.max_minutes
+                _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for {tok_cfg.train.steps} steps"
+                     + (f" (clock cap {cap} min)" if cap is not None else ""))
                 # Real image sets are in memory already: all of their train split, not only TOKENIZER_SAMPLES.
                 synthetic = cfg.data.name == "synthetic"
                 count = min(len(train_split), TOKENIZER_SAMPLES) if synthetic else len(train_split)
