@@ -167,6 +167,7 @@ class LMTrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     cond_drop_prob: float = 0.1
+    loss_weights: dict[str, float] | None = None   # per target modality (text, image, audio, ...); unlisted: 1
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
     packing: bool = False      # several documents per row, attention kept inside each (training/packing.py)
@@ -324,6 +325,11 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
     from unimodal.data.mixture import check_modality_weights
     check_modality_weights(merged.modality)
+    from unimodal.sequence import MODALITY_CODES
+    unknown = sorted(set(merged.lm.loss_weights or {}) - set(MODALITY_CODES))
+    if unknown or any(w < 0 for w in (merged.lm.loss_weights or {}).values()):
+        raise ConfigError(f"lm.loss_weights: {dict(merged.lm.loss_weights)} needs weights >= 0 for target "
+                          f"modalities among {list(MODALITY_CODES)} (unknown: {unknown})")
     if merged.lm.batch_size < 1 or merged.lm.max_steps < 1:
         raise ConfigError("lm.batch_size and lm.max_steps must be at least 1")
     return merged

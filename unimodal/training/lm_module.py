@@ -10,14 +10,17 @@ import torch
 import torch.nn.functional as F
 
 from unimodal.model.lm import embed_ids
+from unimodal.sequence import MODALITY_CODES
 from unimodal.training.dense_loss import dense_lm_loss, modality_means
 
 
 def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.Tensor,
                    attention_mask: torch.Tensor | None = None,
                    modality: torch.Tensor | None = None,
-                   position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Next-token loss on positions where ``loss_mask`` marks the *target* token.
+                   position_ids: torch.Tensor | None = None,
+                   target_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Next-token loss on positions where ``loss_mask`` marks the *target* token; with ``target_weights`` (one
+    weight per modality code, indexed by each target's ``modality``) a weighted mean instead of a plain one.
 
     Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
     no ``attention_mask``: transformers then keeps attention inside each document.
@@ -33,10 +36,23 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     logits = model.lm_head(hidden[:, :-1][mask])
     per_token = F.cross_entropy(logits.float(), ids[:, 1:][mask], reduction="none")
     loss = per_token.mean() if per_token.numel() else hidden.sum() * 0.0
+    if target_weights is not None and modality is not None and per_token.numel():
+        weights = target_weights[modality[:, 1:][mask]]
+        loss = (per_token * weights).sum() / weights.sum().clamp(min=1e-9)
     parts: dict[str, float] = {}
     if modality is not None:
         parts = modality_means(per_token.detach(), modality[:, 1:][mask])
     return loss, parts
+
+
+def target_weight_table(loss_weights: Any) -> torch.Tensor | None:
+    """``lm.loss_weights`` ({modality: weight}, unlisted ones 1) as one weight per modality code, or None."""
+    if not loss_weights:
+        return None
+    table = torch.ones(max(MODALITY_CODES.values()) + 1)
+    for name, weight in dict(loss_weights).items():
+        table[MODALITY_CODES[name]] = float(weight)
+    return table
 
 
 class LMModule(L.LightningModule):
@@ -45,11 +61,15 @@ class LMModule(L.LightningModule):
         self.model = model
         self.train_cfg = train_cfg
         self.compile_step = compile  # trainer.compile: the step as one compiled graph (dense_loss.py)
+        self.target_weights = target_weight_table(getattr(train_cfg, "loss_weights", None))
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
+        weights = self.target_weights  # training only: validation losses stay plain means, comparable across runs
+        if weights is not None:
+            weights = weights.to(batch["ids"].device) if stage == "train" else None
         loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
-                              batch["modality"], batch.get("position_ids"))
+                              batch["modality"], batch.get("position_ids"), target_weights=weights)
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train")
