@@ -60,7 +60,8 @@ def main(argv: list[str]) -> None:
 
     from unimodal.config import compose
     from unimodal.data.sources import load_samples
-    from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
+    from unimodal.eval.tokenizers.card import save_tokenizer
+    from unimodal.eval.tokenizers.measure import evaluate_audio_tokenizer
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -105,8 +106,7 @@ def main(argv: list[str]) -> None:
         if levels == tokenizer.num_codebooks:
             metrics = {**evaluation.metrics, "data": "speech",
                        **{k: fit[k] for k in ("train_steps", "train_seconds", "steps_per_second", "parameters")}}
-            tokenizer.save(out / "codec", metrics)
-            write_audio_report(tokenizer, out / "codec", metrics, evaluation)
+            save_tokenizer(tokenizer, out / "codec", metrics, evaluation)
     result = {"rows": rows, "train": fit, "wall_seconds": round(time.perf_counter() - started, 1),
               "load_average_after_training": load,
               "command": " ".join(["python benchmarks/audio_tokenizers.py", *argv]),

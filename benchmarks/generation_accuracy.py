@@ -17,52 +17,51 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> None:
+    import numpy as np
     from PIL import Image
 
-    import unimodal
-    from unimodal.data.sources import make_world
     from unimodal.errors import UnimodalError
-    from unimodal.eval.generation import (
-        default_sampling,
-        image_grid,
-        score_media_to_text,
-        score_text_to_media,
-        seen_single_object_prompts,
-    )
+    from unimodal.eval.world.engine import default_sampling, prompt_producer, score_direction
+    from unimodal.eval.world.figures import image_grid
+    from unimodal.eval.world.run import load_run
+    from unimodal.eval.world.suite import EvalScene, categories, object_found, seen_single_object_prompts
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:
         raise UnimodalError("usage: python benchmarks/generation_accuracy.py run=<run dir> [prompts=20]")
     run_dir = Path(args["run"])
-    pipe = unimodal.load(run_dir)
-    from omegaconf import OmegaConf
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    world = make_world(cfg.data)
+    pipe, cfg, world = load_run(run_dir, synthetic=True)
     count = int(args.get("prompts", 20))
+    seed = int(args.get("seed", 0))
     sampling = default_sampling(float(args.get("cfg_scale", 3.0)), float(args.get("temperature", 1.0)),
                                 int(args.get("top_k", 0)))
-    prompts = seen_single_object_prompts(list(cfg.data.held_out), count)
+    rng = np.random.default_rng(0)   # layouts only: a prompt names the colour and shape that are scored
+    asked = [EvalScene("seen", world.scene_from_prompt(f"a {c} {s}", rng))
+             for c, s in seen_single_object_prompts(list(cfg.data.held_out), count)]
+    captioned = [EvalScene("seen", scene) for scene in world.dataset(count, seed=12345, split="train")]
     results = {}
     started = time.perf_counter()
     for modality in pipe.info["media"]:
-        score = score_text_to_media(pipe, modality, prompts, sampling, seed=int(args.get("seed", 0)))
-        results[score.name] = score
-        if modality == "image":
-            out = run_dir / "eval"
-            out.mkdir(exist_ok=True)
-            Image.fromarray(image_grid([e["media"] for e in score.examples])).save(out / "text_to_image.png")
-        scenes = world.dataset(count, seed=12345, split="train")
-        caption_score = score_media_to_text(pipe, world, modality, scenes, sampling)
-        results[caption_score.name] = caption_score
+        # media: the requested object is there; captions: exactly the scene's objects, in order
+        for direction, scenes, judge, hit in ((f"text->{modality}", asked, object_found, "object"),
+                                              (f"{modality}->text", captioned, categories, "exact")):
+            result = score_direction(prompt_producer(pipe, world, direction, sampling, seed), world, direction,
+                                     scenes, batch_size=1, sample_rate=pipe.sample_rate, judge=judge, hit=hit,
+                                     keep_media=count)
+            results[direction] = (result.scores["seen"][hit], result.examples)
+            if direction == "text->image":
+                out = run_dir / "eval"
+                out.mkdir(exist_ok=True)
+                Image.fromarray(image_grid([e["media"] for e in result.examples])).save(out / "text_to_image.png")
     seconds = time.perf_counter() - started
     print(f"\nrun: {run_dir}   prompts: {count}   cfg_scale: {sampling.cfg_scale['default']}   "
           f"({seconds:.0f}s)")
     print(f"{'direction':<16}{'accuracy':>10}{'hits':>8}")
-    for name, score in results.items():
+    for name, (score, _) in results.items():
         print(f"{name:<16}{score.accuracy:>10.2f}{score.hits:>5}/{score.total}")
     summary = {name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total,
-                      "examples": [{k: v for k, v in e.items() if k != "media"} for e in s.examples]}
-               for name, s in results.items()}
+                      "examples": [{k: v for k, v in e.items() if k != "media"} for e in examples]}
+               for name, (s, examples) in results.items()}
     (run_dir / "eval").mkdir(exist_ok=True)
     (run_dir / "eval" / "generation.json").write_text(json.dumps(summary, indent=2, default=str))
 

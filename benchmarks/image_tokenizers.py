@@ -57,7 +57,8 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_images
     from unimodal.data.tokens import images_to_tensor
     from unimodal.errors import UnimodalError
-    from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer, write_image_report
+    from unimodal.eval.tokenizers.card import save_tokenizer
+    from unimodal.eval.tokenizers.measure import evaluate_image_tokenizer
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -103,8 +104,7 @@ def main(argv: list[str]) -> None:
                                                                        "steps_per_second", "parameters")}}
         metrics["codebook_size"] = int(tokenizer.codebook_size)
         folder = out / kind
-        tokenizer.save(folder, metrics)
-        write_image_report(tokenizer, folder, metrics, evaluation)
+        save_tokenizer(tokenizer, folder, metrics, evaluation)
         rows.append({"kind": kind, **metrics})
         print(f"[bench] {kind}: psnr {metrics['psnr']:.2f} dB, ssim {metrics['ssim']:.3f}, usage "
               f"{metrics['codebook_usage']:.0%} ({time.perf_counter() - started:.0f}s)", flush=True)

@@ -21,27 +21,22 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> None:
-    from omegaconf import OmegaConf
-
-    import unimodal
     from unimodal.data.instruct import held_out_scenes
-    from unimodal.data.sources import make_world
     from unimodal.errors import UnimodalError
-    from unimodal.eval.instruct import score_instruct
-    from unimodal.eval.swap_figure import swap_figure
+    from unimodal.eval.world.figures import swap_figure
+    from unimodal.eval.world.instruct import score_instruct
+    from unimodal.eval.world.run import load_run
     from unimodal.model.generate import SamplingConfig
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:
         raise UnimodalError("usage: python benchmarks/instruct_accuracy.py run=<run dir> [scenes=300] [seed=0]")
     run_dir = Path(args["run"])
-    pipe = unimodal.load(run_dir)
+    pipe, cfg, world = load_run(run_dir, synthetic=True)
     lm_name = args.get("lm", "lm")
     if lm_name != "lm":
         from unimodal.model.lm import load_lm
         pipe.model = load_lm(run_dir / lm_name, pipe.vocab).to(next(pipe.model.parameters()).device).eval()
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    world = make_world(cfg.data)
     scenes = held_out_scenes(world, cfg.data, int(args.get("scenes", 300)))
     span = len(pipe.codec.span_plan("image")) + 3 if "image" in pipe.tokenizers else 1
     scale = float(args.get("cfg_scale", 3.0))

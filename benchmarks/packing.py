@@ -31,12 +31,12 @@ def main(argv: list[str]) -> None:
     from unimodal.data.sources import load_samples
     from unimodal.data.tokens import TokenizedSet
     from unimodal.model.lm import build_lm, count_parameters
+    from unimodal.run_folder import build_vocab, make_codec
     from unimodal.tokenizers.text import TextTokenizer
     from unimodal.training.lm_data import TaskBatches, TaskDataset, collate, length_groups
     from unimodal.training.lm_module import LMModule, masked_lm_loss
-    from unimodal.training.lm_trainer import make_codec
     from unimodal.training.packing import packed_loader
-    from unimodal.training.run import build_tokenizer, build_vocab, cpu_has_native_bf16, media_shapes, tokenizer_options
+    from unimodal.training.run import build_tokenizer, cpu_has_native_bf16, media_shapes, tokenizer_options
 
     args = dict(a.split("=", 1) for a in argv)
     steps, warmup = int(args.get("steps", 30)), int(args.get("warmup", 5))
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
                                    (count, tokenizers["audio"].num_codebooks, shapes["audio_frames"]))}
     tokens = TokenizedSet([np.asarray(ids) for ids in text.encode(samples.captions)], media)
     tasks, weights = list(cfg.modality.tasks), list(cfg.modality.weights) or None
-    dataset = TaskDataset(tokens, make_codec(vocab, shapes, cfg.tokenizer.audio.layout), tasks,
+    dataset = TaskDataset(tokens, make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab), tasks,
                           int(cfg.model.context_length), float(cfg.lm.cond_drop_prob), int(cfg.seed))
     batch = int(cfg.lm.batch_size)
     padded = DataLoader(dataset, collate_fn=partial(collate, pad_id=vocab.pad_id), batch_sampler=TaskBatches(

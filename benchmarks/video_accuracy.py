@@ -17,52 +17,73 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str]) -> None:
-    from omegaconf import OmegaConf
+    import numpy as np
 
-    import unimodal
-    from unimodal.data.sources import make_world
     from unimodal.data.video_sources import synthetic_clips
     from unimodal.errors import UnimodalError
-    from unimodal.eval.generation import default_sampling
-    from unimodal.eval.video_generation import (
-        motion_prompts,
-        score_round_trip,
-        score_text_to_video,
-        score_video_to_text,
+    from unimodal.eval.world.engine import (
+        Score,
+        default_sampling,
+        prompt_producer,
+        read_motion,
+        round_trip_producer,
+        score_direction,
     )
+    from unimodal.eval.world.run import load_run
+    from unimodal.eval.world.suite import EvalClip, motion_categories, motion_prompts, motion_world
     from unimodal.video_io import write_gif
 
     args = dict(a.split("=", 1) for a in argv)
     if "run" not in args:
         raise UnimodalError("usage: python benchmarks/video_accuracy.py run=<run dir> [prompts=20] [clips=100]")
     run_dir = Path(args["run"])
-    pipe = unimodal.load(run_dir)
+    pipe, cfg, world = load_run(run_dir, synthetic=True)
     if "video" not in pipe.info["media"]:
         raise UnimodalError(f"{run_dir} is a modality={pipe.info['modality']} run; train one with modality=video")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
     cfg.data.num_test = int(args.get("clips", 100))
     sampling = default_sampling(float(args.get("cfg_scale", 3.0)), float(args.get("temperature", 1.0)),
                                 int(args.get("top_k", 0)))
+    motion = motion_world(world, cfg)
+    rng = np.random.default_rng(0)   # layouts only: a prompt names the object and direction that are scored
+    count = int(args.get("prompts", 20))
+    asked = [EvalClip("seen", motion.clip_from_prompt(f"a {c} {s} moves {d}", rng))
+             for c, s, d in motion_prompts(list(cfg.data.held_out), count)]
+    held_out = [EvalClip("test", clip) for clip in synthetic_clips(world, cfg.data, "test").clips]
+    single = [clip for clip in held_out if len(clip.want) == 1]
+
+    def score(produce: Any, direction: str, clips: list[EvalClip], hit: str) -> Any:
+        return score_direction(produce, motion, direction, clips, batch_size=1, read=read_motion,
+                               judge=motion_categories, hit=hit, keep_media=len(clips))
+
+    def named(result: Any, split: str, category: str, name: str) -> Score:
+        found = result.scores.get(split, {}).get(category, Score(category))
+        return Score(name, found.hits, found.total)
+
     started = time.perf_counter()
-    moving, objects = score_text_to_video(pipe, motion_prompts(list(cfg.data.held_out), int(args.get("prompts", 20))),
-                                          sampling, seed=int(args.get("seed", 0)))
-    held_out = synthetic_clips(make_world(cfg.data), cfg.data, "test")
-    directions, exact = score_video_to_text(pipe, held_out, sampling)
-    ceiling = score_round_trip(pipe, held_out)
+    generated = score(prompt_producer(pipe, motion, "text->video", sampling, int(args.get("seed", 0))),
+                      "text->video", asked, "motion")
+    captions = score(prompt_producer(pipe, motion, "video->text", sampling), "video->text", held_out, "direction")
+    round_trip = score(round_trip_producer(pipe, motion), "video->video", single, "motion")
     seconds = time.perf_counter() - started
+    scores = [named(generated, "seen", "motion", "text->video"),
+              named(generated, "seen", "object", "text->video object"),
+              named(captions, "test", "direction", "video->text direction"),
+              named(captions, "test", "exact", "video->text exact"),
+              named(round_trip, "test", "motion", "tokenizer round trip")]
     out = run_dir / "eval"
     (out / "video").mkdir(parents=True, exist_ok=True)
-    for index, example in enumerate(moving.examples):
-        if example["media"] is not None:
-            write_gif(example.pop("media"), out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
-    scores = [moving, objects, directions, exact, ceiling]
+    for index, example in enumerate(generated.examples):
+        clip = example.pop("media")
+        if isinstance(clip, np.ndarray):
+            write_gif(clip, out / "video" / f"{index:02d}.gif", pipe.tokenizers["video"].frame_rate, 4)
     report = {s.name: {"accuracy": s.accuracy, "hits": s.hits, "total": s.total} for s in scores}
     report["seconds"] = round(seconds, 1)
-    report["examples"] = {"text->video": [{k: v for k, v in e.items() if k != "media"} for e in moving.examples],
-                          "video->text": directions.examples[:20]}
+    report["examples"] = {"text->video": generated.examples,
+                          "video->text": [{k: v for k, v in e.items() if k != "media"} for e in captions.examples[:20]]}
     (out / "video.json").write_text(json.dumps(report, indent=2, default=str))
     for s in scores:
         print(f"{s.name:24s} {s.accuracy:.2f} ({s.hits}/{s.total})")

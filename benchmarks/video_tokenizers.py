@@ -38,6 +38,7 @@ def main(argv: list[str]) -> None:
     from unimodal.config import compose
     from unimodal.data.sources import load_samples
     from unimodal.errors import UnimodalError
+    from unimodal.eval.tokenizers.card import save_tokenizer
     from unimodal.training.run import build_tokenizer, trainer_kwargs
     from unimodal.training.tokenizer_module import fit_tokenizer
 
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> None:
         metrics = fit_tokenizer(tokenizer, train, test, cfg.tokenizer.video.train, trainer_kwargs(cfg.trainer),
                                 progress=True, seed=0, desc="video")
         metrics.update(kind=kind, wall_seconds=round(time.perf_counter() - started, 1))
-        tokenizer.cpu().eval().save(out / kind, metrics)
+        save_tokenizer(tokenizer.cpu().eval(), out / kind, metrics)
         print(json.dumps(metrics), flush=True)
         rows.append(metrics)
     (out / "results.json").write_text(json.dumps(rows, indent=2))

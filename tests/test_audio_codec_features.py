@@ -91,7 +91,8 @@ def test_encodec_checkpoint_loads_and_encodes_the_same(one_thread, tmp_path):
 
 
 def test_audio_report_files_and_metrics(one_thread, tmp_path):
-    from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
+    from unimodal.eval.tokenizers.card import write_card
+    from unimodal.eval.tokenizers.measure import evaluate_audio_tokenizer
 
     tok = trained_tiny(steps=1, quantizer_dropout=True)
     waves = tones(3, 12000, seed=2)   # STOI needs about 0.4 s of sound
@@ -100,7 +101,7 @@ def test_audio_report_files_and_metrics(one_thread, tmp_path):
     assert metrics["num_codebooks_used"] == 1 and len(metrics["codebook_usage_per_level"]) == 1
     assert metrics["bitrate"] == 2000 * 4 and 0 < metrics["codebook_usage"] <= 1
     assert {"si_snr", "mel_distance", "stoi", "pesq"} <= set(metrics)   # pystoi and pesq are installed here
-    write_audio_report(tok, tmp_path, metrics, evaluation)
+    write_card(tok, tmp_path, metrics, evaluation)
     assert (tmp_path / "spectrograms.png").is_file() and (tmp_path / "samples" / "01_reconstruction.wav").is_file()
     assert "spectrograms.png" in (tmp_path / "card.md").read_text()
     assert json.loads((tmp_path / "metrics.json").read_text())["num_codebooks_used"] == 1
@@ -117,7 +118,7 @@ def test_relative_dead_code_bar_reseeds_only_rare_codes(one_thread):
         book.cluster_size[:2] = 0.01          # two codes hardly ever used
         before = book.embed.clone()
         with torch.no_grad():
-            tok._revive_dead_codes(tok.encoder(tok._prepare(tones(1, 80))), 1)
+            tok._revive_dead_codes(tok.encoder(tok.prepare(tones(1, 80))), 1)
         assert int((book.embed != before).any(dim=1).sum()) == expected
     assert torch.allclose(book.cluster_size[:2], torch.full((2,), (14 * 0.5 + 2 * 0.01) / 16))   # the mean count
 

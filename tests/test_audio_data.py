@@ -67,9 +67,10 @@ def test_speech_is_split_by_sentence_and_voice_and_cached(tmp_path, monkeypatch)
 
 def test_evaluate_command_measures_an_audio_codec(tmp_path, one_thread, capsys):
     from tests.test_audio_tokenizer import trained_tiny
-    from unimodal.eval.evaluate_cli import evaluate_tokenizer
+    from unimodal.commands.evaluate import evaluate_tokenizer
+    from unimodal.eval.tokenizers.card import save_tokenizer
 
-    trained_tiny(steps=1).save(tmp_path / "codec", {"data": "synthetic"})
+    save_tokenizer(trained_tiny(steps=1), tmp_path / "codec", {"data": "synthetic"})
     metrics = evaluate_tokenizer(["task=tokenizer", f"tokenizer={tmp_path / 'codec'}", "num_images=2",
                                   "num_codebooks=1", "data.num_test=3", "progress=false"])
     assert metrics["eval_clips"] == 2 and metrics["num_codebooks_used"] == 1

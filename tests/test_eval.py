@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unimodal.data.synthetic import COLORS, SHAPES
-from unimodal.eval.generation import seen_single_object_prompts
+from unimodal.data.synthetic.world import COLORS, SHAPES
+from unimodal.eval.world.suite import seen_single_object_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from unimodal.data.synthetic import World
-from unimodal.eval.directions import score_direction
-from unimodal.eval.suite import SPLITS, categories, colour_chance, make_scenes
+from unimodal.data.synthetic.world import World
+from unimodal.eval.world.engine import score_direction
+from unimodal.eval.world.suite import SPLITS, categories, colour_chance, make_scenes
 from unimodal.pipeline import Generation
 
 
@@ -89,7 +89,7 @@ def test_categories_read_order_and_presence():
 
 
 def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
-    from unimodal.eval.harness import evaluate
+    from unimodal.commands.evaluate import evaluate
 
     _, run_dir = smoke_run
     copy = shutil.copytree(run_dir, tmp_path / "other" / run_dir.name)
@@ -102,10 +102,11 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
     assert set(metrics["directions"]["text->image"]) == set(SPLITS)
     assert set(metrics["lm_bits_per_token"]["held_out"]) >= {"text", "image", "audio"}
     assert "## text->image" in (out / "report.md").read_text()
-    from unimodal.eval.harness import _vqa, load_run, parse_options
+    from unimodal.commands.evaluate import parse_run_options
+    from unimodal.eval.world.run import _vqa, load_run
 
     pipe, _, world = load_run(str(copy), "cpu")  # the question-answering path of stage=instruct runs
-    vqa = _vqa(pipe, world, parse_options(["vqa_scenes=2", "progress=false"]))
+    vqa = _vqa(pipe, world, parse_run_options(["vqa_scenes=2", "progress=false"]))
     assert set(vqa) == set(SPLITS) and "count" in vqa["held_out"]
     second = shutil.copytree(copy, tmp_path / "second" / run_dir.name)  # with its eval/metrics.json, reused
     compared = tmp_path / "cmp"
@@ -124,8 +125,8 @@ def test_evaluate_run_and_compare(smoke_run, tmp_path, one_thread):
     (["samples=3"], "run=<run dir> or compare="),
 ])
 def test_bad_options_are_one_line_errors(args, message):
+    from unimodal.commands.evaluate import evaluate_runs
     from unimodal.errors import UnimodalError
-    from unimodal.eval.harness import evaluate
 
     with pytest.raises(UnimodalError, match=message):
-        evaluate(args)
+        evaluate_runs(args)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from unimodal.errors import UnimodalError
-from unimodal.eval.inception_fid import fid, inception_features, load_inception, report_lines, standard_fid
+from unimodal.eval.metrics.fid import fid, inception_features, load_inception, standard_fid
+from unimodal.eval.realdata.run import report_lines
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,9 @@ def test_real_run_report_and_metrics_include_the_standard_fid(weights, tmp_path,
     classifier FD stubbed (their own tests cover them): the FID lands in metrics.json and report.md."""
     from pathlib import Path
 
+    from unimodal.commands.evaluate import parse_run_options as parse_options
     from unimodal.config import compose
-    from unimodal.eval import realrun
-    from unimodal.eval.harness import parse_options
+    from unimodal.eval.realdata import run as realrun
 
     cfg = compose(["data=fashion_mnist", "data.num_train=64", "data.num_test=8"])
     if not Path(cfg.data.root).is_dir():

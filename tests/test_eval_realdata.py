@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import smoke_overrides
-from unimodal.eval.realdata import clip_score, frechet_distance, retrieval_accuracy, train_contrastive
+from unimodal.eval.metrics.fid import frechet_distance
+from unimodal.eval.realdata.judges import clip_score, retrieval_accuracy, train_contrastive
 
 
 def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
@@ -41,9 +42,9 @@ def test_contrastive_judge_tells_captions_apart(one_thread):
 @pytest.mark.slow
 def test_evaluate_run_on_fashion_mnist(tmp_path, one_thread):
 
+    from unimodal.commands.evaluate import evaluate
     from unimodal.config import compose
     from unimodal.data.images import FASHION_MNIST_ROOT
-    from unimodal.eval.harness import evaluate
     from unimodal.training.run import train
     if not Path(FASHION_MNIST_ROOT).is_dir():
         pytest.skip("dataset-fashion-mnist is not installed")
@@ -59,7 +60,7 @@ def test_a_video_run_on_real_data_is_refused_with_its_reason(tmp_path):
     from types import SimpleNamespace
 
     from unimodal.errors import DataError
-    from unimodal.eval.realrun import evaluate_real_run
+    from unimodal.eval.realdata.run import evaluate_real_run
 
     cfg = SimpleNamespace(data=SimpleNamespace(name="moving_fashion_mnist"),
                           modality=SimpleNamespace(name="video", media=["video"]))

@@ -10,10 +10,9 @@ import pytest
 
 from tests.test_video_run import video_run  # noqa: F401  (the debug=smoke modality=video run fixture)
 from unimodal.data.motion import MotionWorld
-from unimodal.data.synthetic import World, WorldConfig
-from unimodal.eval.directions import score_direction
-from unimodal.eval.suite import SPLITS
-from unimodal.eval.video_suite import make_clips, motion_categories, read_motion
+from unimodal.data.synthetic.world import World, WorldConfig
+from unimodal.eval.world.engine import read_motion, round_trip_producer, score_direction
+from unimodal.eval.world.suite import SPLITS, EvalClip, make_clips, motion_categories
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_motion_categories():
 
 
 def test_evaluate_a_video_run(video_run, tmp_path, one_thread):  # noqa: F811
-    from unimodal.eval.harness import evaluate
+    from unimodal.commands.evaluate import evaluate
 
     out = tmp_path / "eval"
     metrics = evaluate([f"run={video_run}", f"out={out}", "samples=2", "lm_samples=1", "progress=false",
@@ -86,7 +85,7 @@ def test_evaluate_a_video_run(video_run, tmp_path, one_thread):  # noqa: F811
 
 
 def test_evaluate_a_video_tokenizer(video_run, tmp_path, one_thread):  # noqa: F811
-    from unimodal.eval.evaluate_cli import evaluate_tokenizer
+    from unimodal.commands.evaluate import evaluate_tokenizer
 
     out = tmp_path / "tok"
     metrics = evaluate_tokenizer(["task=tokenizer", f"tokenizer={video_run}/tokenizers/video", f"out={out}",
@@ -96,18 +95,16 @@ def test_evaluate_a_video_tokenizer(video_run, tmp_path, one_thread):  # noqa: F
     assert (out / "frames.png").is_file() and "![frames](frames.png)" in (out / "card.md").read_text()
 
 
-def test_round_trip_ceiling_counts_single_object_clips_the_analyzer_still_reads(motion, monkeypatch):
-    import unimodal.video_io as video_io
-    from unimodal.data.video_sources import ClipSamples
-    from unimodal.eval.video_generation import score_round_trip
+def test_round_trip_ceiling_counts_single_object_clips_the_analyzer_still_reads(motion):
+    clips = [EvalClip("test", clip) for clip in motion.dataset(40, seed=3, split="all")]
+    single = [clip for clip in clips if len(clip.want) == 1]
+    assert 0 < len(single) < 40
 
-    samples = ClipSamples(motion, motion.dataset(40, seed=3, split="all"))
-    single = sum(len(c.attributes()) == 1 for c in samples.clips)
-    assert 0 < single < 40
-    pipe = SimpleNamespace(tokenizers={"video": None})
-    monkeypatch.setattr(video_io, "video_segment", lambda tokenizer, clip: clip)
-    monkeypatch.setattr(video_io, "decode_video_segment", lambda tokenizer, clip: clip)  # a lossless tokenizer
-    perfect = score_round_trip(pipe, samples, progress=False)
-    assert (perfect.hits, perfect.total) == (single, single)
-    monkeypatch.setattr(video_io, "decode_video_segment", lambda tokenizer, clip: np.zeros_like(clip))
-    assert score_round_trip(pipe, samples, progress=False).hits == 0
+    def round_trip(decode):  # the engine's tokenizer ceiling, through a stand-in pipeline
+        pipe = SimpleNamespace(segments_from=lambda clip: [clip], decode_media=decode)
+        return score_direction(round_trip_producer(pipe, motion), motion, "video->video", single, 8,
+                               progress=False, read=read_motion, judge=motion_categories, hit="motion")
+
+    perfect = round_trip(lambda clip: clip).scores["test"]["motion"]   # a lossless tokenizer
+    assert (perfect.hits, perfect.total) == (len(single), len(single))
+    assert round_trip(np.zeros_like).scores["test"]["motion"].hits == 0

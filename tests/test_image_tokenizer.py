@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from unimodal.eval.tokenizers.card import save_tokenizer
+from unimodal.eval.tokenizers.measure import measure
 from unimodal.tokenizers.base import CONFIG_FILE, load_tokenizer
 from unimodal.tokenizers.image import GridImageTokenizer
 from unimodal.tokenizers.quantizers import Quantizer, build_quantizer
@@ -142,7 +144,7 @@ def test_save_load_roundtrip(tmp_path, quantizer):
     assert codes.shape == ((4, 4, 4, k) if quantizer["kind"] == "rvq" else (4, 4, 4))
     assert tok.num_tokens() == 16 * k
 
-    tok.save(tmp_path / "tok", metrics=tok.measure(images))
+    save_tokenizer(tok, tmp_path / "tok", measure(tok, images, 4))
     saved = json.loads((tmp_path / "tok" / CONFIG_FILE).read_text())
     assert saved["kind"] == "grid2d" and saved["config"] == tok.get_config()
 
@@ -169,14 +171,14 @@ def test_encode_never_updates_codebook():
     tok = GridImageTokenizer(**TINY, quantizer={"kind": "vq", "codebook_size": 32}).train()
     state = {k: v.clone() for k, v in tok.state_dict().items()}
     tok.encode(_images(2, 16))
-    tok.measure(_images(2, 16))
+    measure(tok, _images(2, 16), 2)
     assert tok.training  # mode restored
     assert all(torch.equal(state[k], v) for k, v in tok.state_dict().items())
 
 
 def test_measure_keys():
     tok = GridImageTokenizer(**TINY).eval()
-    metrics = tok.measure(_images(4, 16))
+    metrics = measure(tok, _images(4, 16), 4)
     assert {"psnr", "codebook_usage", "perplexity", "tokens_per_image", "bits_per_image"} <= set(metrics)
     assert all(isinstance(v, float) for v in metrics.values())
     assert 0.0 < metrics["codebook_usage"] <= 1.0

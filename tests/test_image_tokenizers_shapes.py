@@ -12,6 +12,8 @@ import torch
 from tests.conftest import smoke_overrides
 from unimodal.config import compose
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.eval.tokenizers.card import save_tokenizer
+from unimodal.eval.tokenizers.measure import measure
 from unimodal.sequence import Segment, SequenceCodec
 from unimodal.tokenizers.base import CONFIG_FILE, WEIGHTS_FILE, load_tokenizer
 from unimodal.tokenizers.image import GridImageTokenizer
@@ -151,7 +153,7 @@ def test_qformer_shapes_and_errors():
     assert decoded.shape == images.shape and 0.0 <= float(decoded.min()) and float(decoded.max()) <= 1.0
     reconstruction, quant = tok(images)
     assert reconstruction.shape == images.shape and torch.equal(quant.codes, codes)
-    metrics = tok.measure(images)
+    metrics = measure(tok, images, len(images))
     assert METRIC_KEYS <= set(metrics) and metrics["tokens_per_image"] == 6.0
     with pytest.raises(ValueError, match="16x16 images only"):
         tok.encode(_images(1, 32))
@@ -194,7 +196,7 @@ def test_qformer_save_load_and_sequence(tmp_path, quantizer):
     codes = tok.encode(images)
     k = tok.num_codebooks
     assert codes.shape == ((4, 1, 6, k) if k > 1 else (4, 1, 6)) and tok.num_tokens() == 6 * k
-    tok.save(tmp_path / "tok", metrics=tok.measure(images))
+    save_tokenizer(tok, tmp_path / "tok", measure(tok, images, len(images)))
     saved = json.loads((tmp_path / "tok" / CONFIG_FILE).read_text())
     assert saved["kind"] == "qformer-1d" and saved["config"] == tok.get_config()
     loaded = load_tokenizer(tmp_path / "tok").eval()
@@ -260,7 +262,7 @@ def test_pretrained_matches_the_library(vq_folder, tmp_path):
         reference = ((model(images * 2 - 1).sample + 1) / 2).clamp(0, 1)
     assert torch.equal(codes.reshape(-1), indices)  # the library's own VQ indices, row-major
     torch.testing.assert_close(tok.decode(codes), reference, atol=1e-5, rtol=1e-5)
-    assert METRIC_KEYS <= set(tok.measure(images))
+    assert METRIC_KEYS <= set(measure(tok, images, len(images)))
 
     tok.save(tmp_path / "tok")
     assert (tmp_path / "tok" / WEIGHTS_FILE).is_file()

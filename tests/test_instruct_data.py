@@ -7,7 +7,7 @@ import pytest
 
 from unimodal.data.chat import Turn, chat_prompt, encode_chat
 from unimodal.data.instruct import ChatDataset, Edit, ask, edit_scene
-from unimodal.data.synthetic import Scene, SceneObject, World
+from unimodal.data.synthetic.world import Scene, SceneObject, World
 from unimodal.data.tokens import TokenizedSet
 from unimodal.errors import ConfigError
 from unimodal.sequence import Segment, SequenceCodec

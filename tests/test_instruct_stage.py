@@ -81,7 +81,7 @@ def test_instruct_benchmark_scores_every_kind(instruct_run):
     import unimodal
     from unimodal.data.instruct import held_out_scenes
     from unimodal.data.sources import make_world
-    from unimodal.eval.instruct import score_instruct
+    from unimodal.eval.world.instruct import score_instruct
 
     _, run_dir = instruct_run
     pipe = unimodal.load(run_dir, device="cpu")

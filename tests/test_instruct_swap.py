@@ -9,7 +9,7 @@ import pytest
 from tests.test_instruct_data import CODEC, GRID, VOCAB, _fake_tokens, _image
 from tests.tiny_pipeline import tiny_pipeline
 from unimodal.data.instruct import SWAP_QUESTION, ChatDataset, Edit, make_swaps, swap_scene
-from unimodal.data.synthetic import Scene, SceneObject, World
+from unimodal.data.synthetic.world import Scene, SceneObject, World
 from unimodal.model.generate import SamplingConfig
 from unimodal.sequence import MODALITY_CODES
 
@@ -91,9 +91,9 @@ def test_untrained_chat_answers_text_then_a_whole_image():
 
 
 def test_benchmark_scores_swaps_and_draws_them(tmp_path):
-    from unimodal.data.synthetic import WorldConfig
-    from unimodal.eval.instruct import SWAP_SCORES, score_instruct
-    from unimodal.eval.swap_figure import swap_figure
+    from unimodal.data.synthetic.world import WorldConfig
+    from unimodal.eval.world.figures import swap_figure
+    from unimodal.eval.world.instruct import SWAP_SCORES, score_instruct
 
     pipe = tiny_pipeline()
     del pipe.tokenizers["audio"]   # its untrained codec makes far more frames than the tiny context holds

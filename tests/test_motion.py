@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unimodal.data.motion import MOTIONS, MotionWorld, analyze_video, parse_motion_caption
-from unimodal.data.synthetic import World
+from unimodal.data.synthetic.world import World
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from unimodal.data.synthetic import (
-    COLORS,
-    DEFAULT_HELD_OUT,
-    SHAPES,
-    Scene,
-    SceneObject,
-    World,
-    WorldConfig,
-    analyze_image,
-    analyze_sound,
-    parse_caption,
-)
+from unimodal.data.synthetic.analyze import analyze_image, analyze_sound, parse_caption
+from unimodal.data.synthetic.world import COLORS, DEFAULT_HELD_OUT, SHAPES, Scene, SceneObject, World, WorldConfig
 
 
 @pytest.fixture(scope="module")

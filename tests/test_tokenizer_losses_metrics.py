@@ -15,11 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from safetensors.torch import load_file
 
-from unimodal.cli import run_cli
 from unimodal.config import compose
 from unimodal.errors import ConfigError
-from unimodal.eval import tokenizer_metrics as tm
-from unimodal.tokenizers.base import CARD_FILE, METRICS_FILE, WEIGHTS_FILE, load_tokenizer
+from unimodal.eval.metrics.image import (
+    PSNR_CAP_DB,
+    code_histograms,
+    psnr_per_image,
+    ssim_per_image,
+    usage_and_perplexity,
+)
+from unimodal.eval.tokenizers.card import CARD_FILE, GRID_FILE, METRICS_FILE, reconstruction_grid, save_tokenizer
+from unimodal.eval.tokenizers.measure import LUMA, evaluate_image_tokenizer, measure, to_model_images
+from unimodal.tokenizers.base import WEIGHTS_FILE, load_tokenizer
 from unimodal.tokenizers.image import GridImageTokenizer
 from unimodal.tokenizers.losses import AdversarialLoss, generator_step_loss, reconstruction_loss
 from unimodal.training import tokenizer_module
@@ -66,8 +73,8 @@ def _hand_ssim(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_identical_images_score_capped_psnr_and_ssim_one():
     images = _images(3, 24)
-    assert torch.equal(tm.psnr_per_image(images, images), torch.full((3,), tm.PSNR_CAP_DB))
-    torch.testing.assert_close(tm.ssim_per_image(images, images), torch.ones(3))
+    assert torch.equal(psnr_per_image(images, images), torch.full((3,), PSNR_CAP_DB))
+    torch.testing.assert_close(ssim_per_image(images, images), torch.ones(3))
 
 
 def test_noisy_images_match_hand_computation():
@@ -75,37 +82,37 @@ def test_noisy_images_match_hand_computation():
     noise = 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     noisy = (clean + noise).clamp(0, 1)
     expected_psnr = [10 * math.log10(1 / float(((noisy[i] - clean[i]) ** 2).mean())) for i in range(2)]
-    torch.testing.assert_close(tm.psnr_per_image(clean, noisy), torch.tensor(expected_psnr, dtype=torch.float32))
+    torch.testing.assert_close(psnr_per_image(clean, noisy), torch.tensor(expected_psnr, dtype=torch.float32))
     expected_ssim = [_hand_ssim(clean[i, 0].numpy(), noisy[i, 0].numpy()) for i in range(2)]
-    torch.testing.assert_close(tm.ssim_per_image(clean, noisy), torch.tensor(expected_ssim, dtype=torch.float32),
+    torch.testing.assert_close(ssim_per_image(clean, noisy), torch.tensor(expected_ssim, dtype=torch.float32),
                                atol=1e-4, rtol=1e-4)
 
 
 def test_usage_and_perplexity_of_known_histograms():
-    assert tm.usage_and_perplexity(torch.tensor([[5, 5, 0, 0]])) == pytest.approx((0.5, 2.0))
-    assert tm.usage_and_perplexity(torch.tensor([[3, 3, 3, 3]])) == pytest.approx((1.0, 4.0))
+    assert usage_and_perplexity(torch.tensor([[5, 5, 0, 0]])) == pytest.approx((0.5, 2.0))
+    assert usage_and_perplexity(torch.tensor([[3, 3, 3, 3]])) == pytest.approx((1.0, 4.0))
     # two codebooks (rvq): each measured alone, then averaged
-    assert tm.usage_and_perplexity(torch.tensor([[8, 0, 0, 0], [2, 2, 2, 2]])) == pytest.approx((0.625, 2.5))
+    assert usage_and_perplexity(torch.tensor([[8, 0, 0, 0], [2, 2, 2, 2]])) == pytest.approx((0.625, 2.5))
     codes = torch.tensor([[[0, 3], [1, 3]], [[1, 3], [2, 0]]])   # [B=2, n=2, K=2]
-    assert tm.code_histograms(codes, 2, 4).tolist() == [[1, 2, 1, 0], [1, 0, 0, 3]]
+    assert code_histograms(codes, 2, 4).tolist() == [[1, 2, 1, 0], [1, 0, 0, 3]]
 
 
 def test_measure_adds_ssim_and_keeps_keys():
     torch.manual_seed(0)
     tok = GridImageTokenizer(**TINY).eval()
-    metrics = tok.measure(_images(4))
+    metrics = measure(tok, _images(4), 4)
     assert {"psnr", "ssim", "mse", "codebook_usage", "perplexity", "tokens_per_image", "bits_per_image"} <= set(
         metrics)
     assert all(isinstance(v, float) for v in metrics.values())
     assert metrics["tokens_per_image"] == 64.0 and metrics["bits_per_image"] == pytest.approx(64 * 6)
-    batched = tm.evaluate_image_tokenizer(tok, _images(4), batch_size=3, progress=False).metrics
+    batched = evaluate_image_tokenizer(tok, _images(4), batch_size=3, progress=False).metrics
     for key in ("psnr", "ssim", "codebook_usage", "perplexity"):   # batching does not change the numbers
         assert batched[key] == pytest.approx(metrics[key], rel=1e-4)
 
 
 def test_reconstruction_grid_rows_and_grey():
     originals, reconstructions = _images(3, 8, channels=1), _images(3, 8, channels=1, seed=5)
-    grid = tm.reconstruction_grid(originals, reconstructions, scale=2, pad=1)
+    grid = reconstruction_grid(originals, reconstructions, scale=2, pad=1)
     assert grid.shape == ((2 * 8 + 3) * 2, (3 * 8 + 4) * 2, 3) and grid.dtype == np.uint8
     assert (grid[..., 0] == grid[..., 1]).all() and (grid[..., 1] == grid[..., 2]).all()  # grey stays grey
     first = (originals[0, 0] * 255).round().to(torch.uint8).numpy()
@@ -117,9 +124,9 @@ def test_reconstruction_grid_rows_and_grey():
 def test_uint8_rgb_data_converts_to_a_grey_tokenizer():
     rgb = np.zeros((2, 16, 16, 3), np.uint8)
     rgb[..., 1] = 255
-    grey = tm.to_model_images(rgb, channels=1, size=8)
+    grey = to_model_images(rgb, channels=1, size=8)
     assert grey.shape == (2, 1, 8, 8)
-    torch.testing.assert_close(grey, torch.full_like(grey, tm.LUMA[1]))
+    torch.testing.assert_close(grey, torch.full_like(grey, LUMA[1]))
 
 
 # --- losses ----------------------------------------------------------------------------
@@ -174,7 +181,7 @@ def test_gan_training_updates_discriminator_and_saves_tokenizer_only(tmp_path, m
     changed = [k for k, v in adversarial.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "the discriminator did not train"
 
-    tok.save(tmp_path / "tok", metrics)
+    tok.save(tmp_path / "tok")
     saved = load_file(str(tmp_path / "tok" / WEIGHTS_FILE))
     assert set(saved) == plain_keys and not any("discriminator" in k for k in saved)
     config = json.loads((tmp_path / "tok" / "config.json").read_text())
@@ -198,7 +205,7 @@ def test_adversarial_config_is_checked():
 def tiny_folder(tmp_path):
     torch.manual_seed(0)
     tok = GridImageTokenizer(**TINY).eval()
-    return tok.save(tmp_path / "image-tok", {"train_steps": 3, "data": "synthetic"})
+    return save_tokenizer(tok, tmp_path / "image-tok", {"train_steps": 3, "data": "synthetic"})
 
 
 @pytest.fixture()
@@ -206,7 +213,7 @@ def fake_images(monkeypatch):
     """Synthetic-world images rendered here, standing in for ``sources.load_images``."""
     from unimodal.data import sources
     from unimodal.data.images import ImageTextSet
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     calls = []
 
@@ -216,14 +223,14 @@ def fake_images(monkeypatch):
         scenes = world.dataset(10, seed=7)
         return ImageTextSet(np.stack([world.render_image(s) for s in scenes]), [world.caption(s) for s in scenes])
 
-    monkeypatch.setattr(sources, "load_images", load_images, raising=False)
+    monkeypatch.setattr(sources, "load_images", load_images)
     return calls
 
 
 def _evaluate(*args: str) -> int:
-    from unimodal.eval.evaluate_cli import evaluate_tokenizer
+    from unimodal.commands.evaluate import main
 
-    return run_cli(evaluate_tokenizer, "usage", list(args))
+    return main(list(args))
 
 
 def test_evaluate_writes_report(tiny_folder, fake_images, capsys):
@@ -236,7 +243,7 @@ def test_evaluate_writes_report(tiny_folder, fake_images, capsys):
     assert metrics["train_steps"] == 3 and metrics["data"] == "synthetic"   # training's record is kept
     card = (tiny_folder / CARD_FILE).read_text()
     assert "| psnr |" in card and "| ssim |" in card and "![reconstructions](reconstructions.png)" in card
-    with Image.open(tiny_folder / tm.GRID_FILE) as grid:
+    with Image.open(tiny_folder / GRID_FILE) as grid:
         assert grid.size == ((4 * 16 + 5 * 2) * 8, (2 * 16 + 3 * 2) * 8)
     assert (tiny_folder / WEIGHTS_FILE).read_bytes() == before
     out = capsys.readouterr().out
@@ -248,8 +255,8 @@ def test_evaluate_out_dir_and_data_override(tiny_folder, fake_images, tmp_path):
     assert _evaluate("task=tokenizer", f"tokenizer={tiny_folder}", "data=synthetic", "split=val",
                      "num_images=3", f"out={out}", "progress=false") == 0
     assert fake_images == [("synthetic", "val", 16)]
-    assert {p.name for p in out.iterdir()} == {METRICS_FILE, CARD_FILE, tm.GRID_FILE}
-    assert not (tiny_folder / tm.GRID_FILE).exists()
+    assert {p.name for p in out.iterdir()} == {METRICS_FILE, CARD_FILE, GRID_FILE}
+    assert not (tiny_folder / GRID_FILE).exists()
 
 
 def test_evaluate_defaults_to_the_recorded_data(tiny_folder, fake_images, tmp_path):
@@ -257,7 +264,7 @@ def test_evaluate_defaults_to_the_recorded_data(tiny_folder, fake_images, tmp_pa
     assert _evaluate("task=tokenizer", f"tokenizer={tiny_folder}", "num_images=2", "grid=0", "progress=false",
                      f"out={tmp_path / 'report'}") == 0
     assert fake_images == [("fashion_mnist", "test", 16)]
-    assert not (tmp_path / "report" / tm.GRID_FILE).exists()   # grid=0: no picture, and the card links none
+    assert not (tmp_path / "report" / GRID_FILE).exists()   # grid=0: no picture, and the card links none
     assert "reconstructions" not in (tmp_path / "report" / CARD_FILE).read_text()
 
 

@@ -68,16 +68,24 @@ def test_video_accuracy_scores(video_run):
     import unimodal
     from unimodal.data.sources import make_world
     from unimodal.data.video_sources import synthetic_clips
-    from unimodal.eval.video_generation import motion_prompts, score_text_to_video, score_video_to_text
+    from unimodal.eval.world.engine import prompt_producer, read_motion, score_direction
+    from unimodal.eval.world.suite import EvalClip, motion_categories, motion_prompts, motion_world
 
     pipe = unimodal.load(video_run, device="cpu")
     cfg = compose(["modality=video", "data.num_test=2"])
+    world = make_world(cfg.data)
+    motion = motion_world(world, cfg)
     prompts = motion_prompts(list(cfg.data.held_out), 2)
     assert prompts[0][2] == "left" and prompts[1][2] == "right"
+    rng = np.random.default_rng(0)
+    asked = [EvalClip("seen", motion.clip_from_prompt(f"a {c} {s} moves {d}", rng)) for c, s, d in prompts]
     sampling = SamplingConfig(temperature={"default": 1.0, "text": 0.0}, max_new_tokens=220)
-    moving, objects = score_text_to_video(pipe, prompts, sampling, progress=False)
-    assert moving.total == objects.total == 2 and moving.hits <= objects.hits
-    directions, exact = score_video_to_text(pipe, synthetic_clips(make_world(cfg.data), cfg.data, "test"),
-                                            SamplingConfig(temperature={"default": 0.0}, max_new_tokens=12),
-                                            progress=False)
-    assert directions.total == 2 and exact.hits <= directions.hits
+    scored = score_direction(prompt_producer(pipe, motion, "text->video", sampling), motion, "text->video", asked, 1,
+                             progress=False, read=read_motion, judge=motion_categories, hit="motion").scores["seen"]
+    assert scored["motion"].total == scored["object"].total == 2 and scored["motion"].hits <= scored["object"].hits
+    held_out = [EvalClip("test", clip) for clip in synthetic_clips(world, cfg.data, "test").clips]
+    greedy = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=12)
+    captions = score_direction(prompt_producer(pipe, motion, "video->text", greedy), motion, "video->text", held_out,
+                               1, progress=False, read=read_motion, judge=motion_categories, hit="direction")
+    assert captions.scores["test"]["direction"].total == 2
+    assert captions.scores["test"]["exact"].hits <= captions.scores["test"]["direction"].hits

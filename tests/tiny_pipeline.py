@@ -16,11 +16,11 @@ AUDIO_FRAMES = 6
 def tiny_pipeline(seed: int = 0, media_positions: bool = True, audio_layout: str = "flat"):
     from unimodal.model.lm import build_lm
     from unimodal.pipeline import Pipeline
+    from unimodal.run_folder import build_vocab
     from unimodal.sequence import SequenceCodec
     from unimodal.tokenizers.audio import EncodecTokenizer
     from unimodal.tokenizers.image import GridImageTokenizer
     from unimodal.tokenizers.text import TextTokenizer
-    from unimodal.training.run import build_vocab
 
     torch.manual_seed(seed)
     words = WORDS.split()

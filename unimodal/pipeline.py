@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,13 +11,12 @@ import numpy as np
 import torch
 
 from unimodal.anyres import AnyResImage
-from unimodal.errors import UnimodalError, VocabularyMismatch
+from unimodal.errors import UnimodalError
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
+from unimodal.run_folder import LM_DIR, VOCAB_FILE, build_vocab, load_run_tokenizers, make_codec, read_run_info
 from unimodal.sequence import Segment, SequenceCodec
-from unimodal.tokenizers.base import ModalityTokenizer, TokenizerLoadError, load_tokenizer
+from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
-
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -76,35 +74,17 @@ class Pipeline:
         hf_logging.disable_progress_bar()
 
         run_dir = Path(run_dir)
-        info_path = run_dir / RUN_FILE
-        if not run_dir.is_dir():
-            raise UnimodalError(f"run directory {run_dir} does not exist (train one with scripts/train.py)")
-        if not info_path.is_file():
-            raise UnimodalError(f"{run_dir} is not a training run: {RUN_FILE} is missing")
-        info = json.loads(info_path.read_text())
-        tokenizers: dict[str, ModalityTokenizer] = {}
-        for modality in ["text", *info["media"]]:
-            try:
-                tokenizers[modality] = load_tokenizer(run_dir / "tokenizers" / modality)
-            except TokenizerLoadError as err:
-                raise UnimodalError(str(err)) from None
-            expected = info["tokenizers"][modality]["fingerprint"]
-            if tokenizers[modality].fingerprint != expected:
-                raise VocabularyMismatch(
-                    f"{run_dir / 'tokenizers' / modality}: {modality} tokenizer has fingerprint "
-                    f"{tokenizers[modality].fingerprint} but the checkpoint was built with {expected}")
-        from unimodal.training.run import build_vocab
+        info = read_run_info(run_dir)
+        tokenizers = load_run_tokenizers(run_dir, info)
         vocab = build_vocab(tokenizers)
-        lm_dir = run_dir / "lm"
-        if not (lm_dir / "vocab.json").is_file():
+        lm_dir = run_dir / LM_DIR
+        if not (lm_dir / VOCAB_FILE).is_file():
             raise UnimodalError(f"{lm_dir}: no trained language model here (did training finish?)")
-        vocab.check_same(Vocabulary.load(lm_dir / "vocab.json"), f"checkpoint {lm_dir}")
+        vocab.check_same(Vocabulary.load(lm_dir / VOCAB_FILE), f"checkpoint {lm_dir}")
         model = load_lm(lm_dir, vocab)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
-        codec = SequenceCodec(vocab, image_grid=info.get("image_grid"), audio_frames=info.get("audio_frames"),
-                              audio_layout=info.get("audio_layout", "flat"), video_grid=info.get("video_grid"))
-        return cls(run_dir, model, vocab, codec, tokenizers, info)
+        return cls(run_dir, model, vocab, make_codec(info, vocab), tokenizers, info)
 
     # --- prompts -------------------------------------------------------------------------
     def segments_from(self, prompt: Any) -> list[Segment]:

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unimodal.data.chat import Turn, encode_chat
-from unimodal.data.synthetic import COLORS, SHAPES, Scene, SceneObject
+from unimodal.data.synthetic.world import COLORS, SHAPES, Scene, SceneObject
 from unimodal.data.tasks import draw_drop, task_segments
 from unimodal.data.tokens import TokenizedSet
 from unimodal.errors import ConfigError

@@ -15,15 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from unimodal.data.synthetic import (
-    COLORS,
-    SHAPES,
-    SIZES,
-    Scene,
-    SceneObject,
-    World,
-    analyze_image,
-)
+from unimodal.data.synthetic.analyze import analyze_image
+from unimodal.data.synthetic.world import COLORS, SHAPES, SIZES, Scene, SceneObject, World
 
 MOTIONS = ("left", "right", "up", "down")
 STILL = "still"  # what the analyzer reports for an object that did not move far enough
@@ -186,7 +179,7 @@ def analyze_video(frames: np.ndarray, travel: float | None = None, max_frames: i
     """Objects of a clip ``[T, H, W, 3]`` and how each moves, left to right at their first sighting.
 
     Up to ``max_frames`` evenly spaced frames (first and last always; the image analyzer is the cost) go
-    through :func:`~unimodal.data.synthetic.analyze_image`; detections are chained frame
+    through :func:`~unimodal.data.synthetic.analyze.analyze_image`; detections are chained frame
     to frame (same colour, nearest centre), shape is the majority over the frames, and the direction is the
     larger axis of the displacement from first to last sighting (``still`` when it is under ``_MIN_MOVE``
     of the travel, which defaults to the world's at this image size).

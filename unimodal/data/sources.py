@@ -65,7 +65,7 @@ def check_source(data_cfg: Any, media: list[str] | tuple[str, ...] = ()) -> None
 
 
 def make_world(data_cfg: Any) -> Any:
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     if data_cfg.name != "synthetic":
         raise ConfigError(f"data={data_cfg.name} has no synthetic world (scenes with exact analyzers); "

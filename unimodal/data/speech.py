@@ -47,7 +47,7 @@ _ENDINGS = ("", " every morning", " after lunch", " in the rain", " before dark"
 
 def sentences(count: int, seed: int) -> list[str]:
     """``count`` distinct texts: half the synthetic world's captions, half grammar sentences (seeded)."""
-    from unimodal.data.synthetic import World, WorldConfig
+    from unimodal.data.synthetic.world import World, WorldConfig
 
     rng = random.Random(seed)
     world = World(WorldConfig(held_out=()))

@@ -138,16 +138,6 @@ class MultiScaleLogMel(nn.Module):
         return torch.stack(log_l1).mean(), torch.stack(convergence).mean()
 
 
-def si_snr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
-    """Scale-invariant signal-to-noise ratio in dB, per item: ``[B, L]`` x ``[B, L]`` -> ``[B]``."""
-    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
-    reference = reference - reference.mean(dim=-1, keepdim=True)
-    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * reference
-    noise = estimate - target
-    return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
-
-
 def kmeans_matmul(vectors: Tensor, clusters: int, iterations: int) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means from random samples of ``vectors [N, D]``: ``(means [clusters, D], counts [clusters])``.
     An empty cluster keeps its previous mean (as encodec's k-means does)."""
@@ -273,7 +263,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         return self.tokens_per_second * math.log2(self.codebook_size)
 
     # --- conversion --------------------------------------------------------------------------
-    def _prepare(self, waves: Tensor) -> Tensor:
+    def prepare(self, waves: Tensor) -> Tensor:
         """``[B, L]`` (or ``[B, 1, L]``) -> ``[B, 1, T * hop]`` on the model's device, zero-padded."""
         if waves.dim() == 3:
             if waves.shape[1] != 1:
@@ -296,7 +286,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         k = self.num_codebooks if num_codebooks is None else int(num_codebooks)
         if not 1 <= k <= self.num_codebooks:
             raise ValueError(f"num_codebooks must be in [1, {self.num_codebooks}], got {k}")
-        emb = self.encoder(self._prepare(waves))  # [B, D, T]
+        emb = self.encoder(self.prepare(waves))  # [B, D, T]
         codes = self.quantizer.vq.encode(emb, n_q=k)  # [k, B, T]
         return codes.transpose(0, 1).contiguous()
 
@@ -317,7 +307,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         Returns ``(reconstruction [B, T * hop], codes [B, n_q, T], commitment penalty)``. In train
         mode this updates the EMA codebooks (and k-means-initialises them on first use).
         """
-        x = self._prepare(waves)
+        x = self.prepare(waves)
         emb = self.encoder(x)
         n_q = self.num_codebooks if n_q is None else n_q
         if self.training and self.quantizer_dropout:
@@ -398,7 +388,7 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
         if self.quantizer_dropout and self.training:
             n_q = int(torch.randint(1, self.num_codebooks + 1, ()).item())
         recon, _, commit = self(waves, n_q=n_q)
-        target = self._prepare(waves)[:, 0]
+        target = self.prepare(waves)[:, 0]
         l1 = F.l1_loss(recon, target)
         mel, convergence = self.mel.losses(recon, target)
         commit = commit.reshape(())
@@ -407,21 +397,6 @@ class EncodecTokenizer(nn.Module, ModalityTokenizer):
                 "spectral_convergence": float(convergence.detach()), "commit": float(commit.detach()),
                 "n_q": float(n_q)}
         return loss, recon, target, logs
-
-    @torch.no_grad()
-    def measure(self, waves: Tensor) -> dict[str, float]:
-        """Quality on held-out audio ``[B, samples]`` through the real encode -> decode path."""
-        codes = self.encode(waves)
-        target = self._prepare(waves)[:, 0, : waves.shape[-1]]
-        recon = self.decode(codes)[:, : waves.shape[-1]]
-        usage = [codes[:, k].unique().numel() / self.codebook_size for k in range(self.num_codebooks)]
-        return {
-            "si_snr": float(si_snr(recon, target).mean()),
-            "mel_distance": float(self.mel.distance(recon, target)),
-            "codebook_usage": float(sum(usage) / len(usage)),
-            "tokens_per_second": float(self.tokens_per_second),
-            "bitrate": float(self.bitrate),
-        }
 
     # --- persistence -------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

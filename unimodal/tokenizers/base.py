@@ -5,9 +5,9 @@ A tokenizer turns media into *local* integer codes and back. Local codes live in
 :class:`unimodal.vocab.Vocabulary` maps them to global ids.
 
 Every tokenizer round-trips through a folder: ``config.json`` (its constructor
-arguments plus ``kind``), ``model.safetensors`` (weights; never pickle) and ``card.md``
-(measured metrics). ``fingerprint`` hashes the config and the weights so that a
-language model checkpoint or a token shard can refuse a tokenizer it was not built with.
+arguments plus ``kind``) and ``model.safetensors`` (weights; never pickle); its evaluation adds ``card.md``
+and ``metrics.json`` beside them (:mod:`unimodal.eval.tokenizers.card`). ``fingerprint`` hashes the config and
+the weights so that a language model checkpoint or a token shard can refuse a tokenizer it was not built with.
 """
 
 from __future__ import annotations
@@ -25,14 +25,6 @@ from safetensors.torch import load_file, save_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.md"
-METRICS_FILE = "metrics.json"
-# Pictures an evaluation may leave in a tokenizer folder; the card links those present.
-FIGURE_FILES = {"frames.png": "Frame strips: each clip (upper row) over its reconstruction (lower row).",
-                "reconstructions.png": "Reconstructions: originals (top row) and the same images decoded from "
-                                       "their codes (bottom row).",
-                "spectrograms.png": "Log-mel spectrograms of held-out clips (top row) and of their reconstructions "
-                                    "(bottom row); the WAV pairs are in samples/."}
 
 
 class TokenizerLoadError(RuntimeError):
@@ -118,7 +110,7 @@ class ModalityTokenizer(ABC):
     def extra_fingerprint(self) -> str:
         return ""
 
-    def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = {"kind": self.kind, "modality": self.modality, "config": self.get_config()}
@@ -127,9 +119,6 @@ class ModalityTokenizer(ABC):
         self.save_extra(directory)
         config["fingerprint"] = self.fingerprint
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        for name in FIGURE_FILES:  # pictures of the old weights would now be wrong
-            (directory / name).unlink(missing_ok=True)
-        write_report(self, directory, dict(metrics or {}))
         return directory
 
 
@@ -147,41 +136,12 @@ class ModuleWeights:
         self.load_state_dict(state, strict=True)
 
 
-def write_report(tokenizer: ModalityTokenizer, directory: Path, metrics: dict[str, Any]) -> None:
-    """``metrics.json`` and ``card.md`` (linking any ``FIGURE_FILES`` already in ``directory``)."""
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    figures = [name for name in FIGURE_FILES if (directory / name).is_file()]
-    (directory / CARD_FILE).write_text(render_card(tokenizer, metrics, figures))
-
-
-# Shown first, in this order, when measured (image tokenizers); everything else follows sorted.
-CARD_ORDER = ("psnr", "ssim", "codebook_usage", "perplexity", "tokens_per_image", "bits_per_image")
-
-
-def _shown(key: str, value: Any) -> str:
-    if key.endswith("codebook_usage") and isinstance(value, float):
-        return f"{100 * value:.1f}% of codes used"
-    if key == "psnr" and isinstance(value, float):
-        return f"{value:.2f} dB"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def render_card(tokenizer: ModalityTokenizer, metrics: dict[str, Any], figures: list[str] | tuple[str, ...] = ()
-                ) -> str:
-    lines = [f"# {tokenizer.modality} tokenizer: {tokenizer.kind}", "",
-             f"- fingerprint: `{tokenizer.fingerprint}`",
-             f"- codebooks: {tokenizer.num_codebooks} x {tokenizer.codebook_size} codes", "",
-             "## Config", "", "```json", json.dumps(tokenizer.get_config(), indent=2, sort_keys=True),
-             "```", "", "## Measured", ""]
-    if metrics:
-        lines += ["| metric | value |", "|---|---|"]
-        keys = [k for k in CARD_ORDER if k in metrics] + sorted(k for k in metrics if k not in CARD_ORDER)
-        lines += [f"| {key} | {_shown(key, metrics[key])} |" for key in keys]
-    else:
-        lines.append("(nothing measured yet)")
-    for name in figures:
-        lines += ["", f"![{Path(name).stem}]({name})", "", FIGURE_FILES.get(name, "")]
-    return "\n".join(lines) + "\n"
+def image_channels(tokenizer: Any) -> int:
+    """Pixel channels an image tokenizer expects (``channels`` attribute or config key; 3 if neither)."""
+    channels = getattr(tokenizer, "channels", None)
+    if channels is None and hasattr(tokenizer, "get_config"):
+        channels = tokenizer.get_config().get("channels")
+    return int(channels) if channels is not None else 3
 
 
 _REGISTRY: dict[str, type[ModalityTokenizer]] = {}

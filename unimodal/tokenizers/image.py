@@ -167,12 +167,3 @@ class GridImageTokenizer(ModuleWeights, nn.Module, ModalityTokenizer):
         """Weighted L1 + L2 reconstruction (on [0, 1] images) + the quantizer's aux loss."""
         reconstruction, quant = self(images)
         return reconstruction_loss(images, reconstruction, quant.aux_loss, self.l1_weight, self.l2_weight)
-
-    @torch.no_grad()
-    def measure(self, images: Tensor) -> dict[str, float]:
-        """Held-out metrics of one batch: psnr (dB), ssim, mse, codebook usage, perplexity, sizes
-        (see :mod:`unimodal.eval.tokenizer_metrics`, which measures whole sets in batches)."""
-        from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer
-
-        return evaluate_image_tokenizer(self, images, batch_size=max(1, len(images)), progress=False,
-                                        keep=0).metrics

@@ -38,7 +38,7 @@ def check_clips(videos: Tensor, channels: int) -> None:
 
 
 class VideoTokenizer(ModalityTokenizer):
-    """What both kinds share: the code grid, frame rate and the metrics of :mod:`unimodal.eval.video_metrics`."""
+    """What both kinds share: the code grid and the frame rate."""
 
     modality = "video"
     num_frames: int
@@ -63,12 +63,6 @@ class VideoTokenizer(ModalityTokenizer):
         if num_frames is not None and int(num_frames) != self.num_frames:
             raise ValueError(f"this tokenizer is built for clips of {self.num_frames} frames, got {num_frames}")
         return t * h * w
-
-    @torch.no_grad()
-    def measure(self, videos: Tensor) -> dict[str, float]:
-        from unimodal.eval.video_metrics import evaluate_video_tokenizer
-
-        return evaluate_video_tokenizer(self, videos)
 
 
 @register

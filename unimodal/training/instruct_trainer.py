@@ -24,17 +24,15 @@ from unimodal.data.instruct import ChatDataset, Edit, make_edits, make_swaps
 from unimodal.errors import ConfigError, DataError
 from unimodal.model.lm import load_lm, save_lm
 from unimodal.model.tuning import add_lora, freeze, trainable_count
+from unimodal.run_folder import LM_DIR, PRETRAINED_DIR, VOCAB_FILE, make_codec
 from unimodal.training.buckets import LengthBuckets
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, collate
 from unimodal.training.lm_module import LMModule
-from unimodal.training.lm_trainer import make_codec
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.tokenizer_module import clock_cap, quiet_lightning
 from unimodal.vocab import Vocabulary
-
-PRETRAINED_DIR = "lm-pretrain"
 
 
 def _say(message: str) -> None:
@@ -79,7 +77,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
         raise ConfigError(f"stage=instruct asks questions with exact answers about synthetic scenes; "
                           f"data={cfg.data.name} has none: use data=synthetic")
     icfg = cfg.instruct
-    lm_dir, base_dir = run_dir / "lm", run_dir / PRETRAINED_DIR
+    lm_dir, base_dir = run_dir / LM_DIR, run_dir / PRETRAINED_DIR
     if not pretrained_for_instruct(run_dir):
         shutil.copytree(lm_dir, base_dir.with_name(PRETRAINED_DIR + ".partial"), dirs_exist_ok=True)
         base_dir.with_name(PRETRAINED_DIR + ".partial").rename(base_dir)
@@ -93,7 +91,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
          f"{trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters train" +
          (f", {len(frozen)} frozen by instruct.freeze" if frozen else ""))
 
-    codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
+    codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     text = tokenizers["text"]
 
     def encode_text(value: str) -> list[int]:
@@ -145,7 +143,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     partial_dir = run_dir / "lm.partial"
     shutil.rmtree(partial_dir, ignore_errors=True)
     save_lm(final, partial_dir)
-    vocab.save(partial_dir / "vocab.json")
+    vocab.save(partial_dir / VOCAB_FILE)
     shutil.rmtree(lm_dir, ignore_errors=True)
     partial_dir.rename(lm_dir)   # never a half-written lm/ that looks whole
     summary = {"steps": int(trainer.global_step), "train_seconds": round(seconds, 1),

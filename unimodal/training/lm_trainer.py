@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from unimodal.data.mixture import task_weights
 from unimodal.model.lm import build_lm, count_parameters, save_lm
-from unimodal.sequence import SequenceCodec
+from unimodal.run_folder import LM_DIR, VOCAB_FILE, make_codec
 from unimodal.training.checkpoint_io import SafetensorsCheckpointIO
 from unimodal.training.lm_data import ResumableLoader, TaskBatches, TaskDataset, collate, length_groups
 from unimodal.training.lm_module import LMModule
@@ -26,16 +26,11 @@ from unimodal.training.tokenizer_module import clock_cap, quiet_lightning
 from unimodal.vocab import Vocabulary
 
 
-def make_codec(vocab: Vocabulary, shapes: dict[str, Any], audio_layout: str) -> SequenceCodec:
-    return SequenceCodec(vocab, image_grid=shapes.get("image_grid"), audio_frames=shapes.get("audio_frames"),
-                         audio_layout=audio_layout, video_grid=shapes.get("video_grid"))
-
-
 def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dict[str, Any],
            run_dir: Path) -> Path:
     from unimodal.training.run import trainer_kwargs
 
-    codec = make_codec(vocab, shapes, cfg.tokenizer.audio.layout)
+    codec = make_codec({**shapes, "audio_layout": cfg.tokenizer.audio.layout}, vocab)
     tasks = list(cfg.modality.tasks)
     context = int(cfg.model.context_length)
     weights = task_weights(cfg.modality)  # modality.weights x modality.modality_weights
@@ -77,9 +72,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")
     seconds = time.perf_counter() - started
-    out = run_dir / "lm"
+    out = run_dir / LM_DIR
     save_lm(merge_new_rows(model), out)  # align: the new rows merged back into one plain HF model
-    vocab.save(out / "vocab.json")  # the checkpoint names the vocabulary it was trained on
+    vocab.save(out / VOCAB_FILE)  # the checkpoint names the vocabulary it was trained on
     summary_file = run_dir / "train_summary.json"
     # A resumed run that had already reached max_steps trains nothing and logs nothing: keep its last metrics.
     previous = json.loads(summary_file.read_text()) if resume and summary_file.is_file() else {}

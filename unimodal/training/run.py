@@ -15,12 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from unimodal.data.sources import Samples, check_source, data_fingerprint, load_samples
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.run_folder import CONFIG_FILE, RUN_FILE, TOKENIZERS_DIR, VOCAB_FILE, build_vocab
 from unimodal.tokenizers.base import ModalityTokenizer, hash_json, load_tokenizer, registered_kind
-from unimodal.vocab import Vocabulary
 
 TOKENIZER_SAMPLES = 4000   # cap on the synthetic scenes a media tokenizer trains on (rendered up front)
 VIDEO_TOKENIZER_SAMPLES = 1000   # and on clips (9 frames of 32x32 RGB: 110 MB as float)
-RUN_FILE = "run.json"
 
 
 def _say(message: str) -> None:
@@ -94,9 +93,11 @@ def cpu_has_native_bf16() -> bool:
 def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                        media: list[str]) -> dict[str, tuple[ModalityTokenizer, Path]]:
     """Load each tokenizer from ``paths.tokenizers_dir`` or train and export it (stage 0)."""
+    from unimodal.eval.tokenizers.card import save_tokenizer
+    from unimodal.eval.tokenizers.measure import card_examples, measure
     from unimodal.tokenizers import constructor_options
     from unimodal.tokenizers.text import TextTokenizer
-    from unimodal.training.tokenizer_module import fit_tokenizer, measure_in_batches
+    from unimodal.training.tokenizer_module import fit_tokenizer
 
     root = Path(cfg.paths.tokenizers_dir)
     data_fp = data_fingerprint(cfg.data)
@@ -113,6 +114,7 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             raise UnimodalError(f"no {modality} tokenizer at {folder} for this config and data; "
                                 f"run stage=tokenizers (or stage=all) first")
         started = time.perf_counter()
+        held_out = None  # media the card's figures show (none for text)
         if modality == "text" and pretrained:  # a pretrained LM's own tokenizer (stage=align): loaded, not trained
             tokenizer: Any = build_tokenizer("text", tok_cfg)
             lengths = [len(ids) for ids in tokenizer.encode(samples["val"].captions)]
@@ -129,7 +131,7 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
             held_out = val_split.media(modality, 0, len(val_split))
             if pretrained:
                 _say(f"[stage 0] {modality} tokenizer ({tok_cfg.kind}) is pretrained: measuring, not training")
-                metrics = measure_in_batches(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
+                metrics = measure(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
             else:
                 cap = tok_cfg.train.max_minutes
                 _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for {tok_cfg.train.steps} steps"
@@ -147,28 +149,13 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
         metrics["data"] = str(cfg.data.name)  # scripts/evaluate.py measures on this data by default
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save(tmp, metrics)
-        if modality == "image":  # the card shows originals over reconstructions
-            from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer, write_image_report
-
-            write_image_report(tokenizer, tmp, metrics,
-                               evaluate_image_tokenizer(tokenizer, held_out[:8], progress=False))
-        if modality == "audio":  # the card shows spectrograms, with WAV pairs in samples/
-            from unimodal.eval.audio_metrics import evaluate_audio_tokenizer, write_audio_report
-
-            write_audio_report(tokenizer, tmp, metrics,
-                               evaluate_audio_tokenizer(tokenizer, held_out[:4], progress=False))
+        save_tokenizer(tokenizer, tmp, metrics, None if held_out is None else card_examples(tokenizer, held_out))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # complete folders only: a killed run leaves a .partial, never a fake tokenizer
         _say(f"[stage 0] {modality} tokenizer -> {folder}  " +
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
         result[modality] = (tokenizer, folder)
     return result
-
-
-def build_vocab(tokenizers: dict[str, ModalityTokenizer]) -> Vocabulary:
-    media = {m: (t.codebook_size, t.num_codebooks) for m, t in tokenizers.items() if m != "text"}
-    return Vocabulary(tokenizers["text"].codebook_size, media)
 
 
 def media_shapes(tokenizers: dict[str, ModalityTokenizer], data_cfg: Any) -> dict[str, Any]:
@@ -229,11 +216,11 @@ def train(cfg: DictConfig) -> Path | None:
         }
         check_resumable(run_dir, info)
         for modality, (_, folder) in prepared.items():  # the run folder carries its own tokenizers
-            target = run_dir / "tokenizers" / modality
+            target = run_dir / TOKENIZERS_DIR / modality
             if not (target / "config.json").is_file():
                 shutil.copytree(folder, target, dirs_exist_ok=True)
-        vocab.save(run_dir / "vocab.json")
-        OmegaConf.save(cfg, run_dir / "config.yaml")
+        vocab.save(run_dir / VOCAB_FILE)
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE)
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
         from unimodal.training.shards_run import prepare_shards

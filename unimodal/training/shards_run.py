@@ -70,7 +70,8 @@ def tokenize(overrides: list[str]) -> dict[str, TokenShard]:
     """``scripts/tokenize.py``: tokenizers (reused, or trained as ``stage`` allows), then shards per split."""
     from unimodal.config import compose
     from unimodal.data.sources import check_source, load_samples
-    from unimodal.training.run import build_vocab, prepare_tokenizers
+    from unimodal.run_folder import build_vocab
+    from unimodal.training.run import prepare_tokenizers
 
     rest, splits = parse_splits(overrides)
     cfg = compose(rest)

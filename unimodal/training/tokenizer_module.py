@@ -1,9 +1,9 @@
 """Lightning loop shared by every trainable tokenizer (stage 0).
 
-A trainable tokenizer is a plain ``nn.Module`` with ``training_loss(batch) -> (loss, logs)`` and
-``measure(batch) -> metrics``; this module only holds the optimisation loop. An image tokenizer that
-also exposes ``forward(images) -> (reconstruction, QuantizerOutput)`` can add a PatchGAN loss
-(``train.adversarial``), whose discriminator lives here, beside the loop, never in the tokenizer.
+A trainable tokenizer is a plain ``nn.Module`` with ``training_loss(batch) -> (loss, logs)``; this module only
+holds the optimisation loop, and the held-out metrics come from :func:`unimodal.eval.tokenizers.measure.measure`.
+An image tokenizer that also exposes ``forward(images) -> (reconstruction, QuantizerOutput)`` can add a PatchGAN
+loss (``train.adversarial``), whose discriminator lives here, beside the loop, never in the tokenizer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from unimodal.errors import ConfigError
-from unimodal.eval.tokenizer_metrics import evaluate_image_tokenizer, image_channels
+from unimodal.eval.tokenizers.measure import measure
+from unimodal.tokenizers.base import image_channels
 from unimodal.tokenizers.losses import AdversarialLoss, build_adversarial, generator_step_loss
 
 
@@ -154,20 +155,9 @@ def fit_tokenizer(tokenizer: torch.nn.Module, train: torch.Tensor, held_out: tor
     trainer.fit(module, loader)
     seconds = time.perf_counter() - started
     tokenizer.eval()
-    metrics = measure_in_batches(tokenizer, held_out, int(budget.batch_size))
+    metrics = measure(tokenizer, held_out, int(budget.batch_size))
     metrics.update(train_steps=int(module.completed_steps), train_seconds=round(seconds, 1),
                    steps_per_second=round(module.completed_steps / max(seconds, 1e-9), 3),
                    parameters=sum(p.numel() for p in tokenizer.parameters()))
     return metrics
 
-
-@torch.no_grad()
-def measure_in_batches(tokenizer: torch.nn.Module, data: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Held-out metrics: image tokenizers over the whole set in batches (one code histogram for all);
-    others through their own ``measure`` on up to 256 samples."""
-    device = next(tokenizer.parameters()).device
-    if getattr(tokenizer, "modality", None) == "image":
-        evaluation = evaluate_image_tokenizer(tokenizer, data, batch_size=max(batch_size, 64), progress=False,
-                                              keep=0)
-        return evaluation.metrics
-    return {k: float(v) for k, v in tokenizer.measure(data[: max(batch_size, 256)].to(device)).items()}

@@ -1,5 +1,6 @@
 """``scripts/evaluate.py run=<dir>`` for a run on real images (clipart, fashion_mnist, folder): text->image
-judged by a CLIP-style score and a Fréchet distance on Fashion-MNIST classifier features (see realdata.py)."""
+judged by a CLIP-style score and a Fréchet distance on Fashion-MNIST classifier features (see :mod:`.judges`), and
+the standard FID when ``inception=<weights file>`` is given (:mod:`unimodal.eval.metrics.fid`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from tqdm.auto import tqdm
 
 from unimodal.errors import DataError
 
+KEY = "fid_inception"   # the standard FID's entry in metrics.json
+
 
 def generate_images(pipe: Any, captions: list[str], batch_size: int, cfg_scale: float, seed: int,
                     progress: bool = True) -> np.ndarray:
     """One image per caption, ``batch_size`` captions per ``generate_ids`` call."""
-    from unimodal.eval.directions import sampling_for
+    from unimodal.eval.world.engine import sampling_for
     from unimodal.model.generate import generate_ids
     from unimodal.sequence import Segment
 
@@ -39,7 +42,7 @@ def _fd_features(options: dict[str, Any], steps: int) -> tuple[Any, float] | Non
     """The Fashion-MNIST classifier and its test accuracy, or None where the data is not installed."""
     from unimodal.config import compose
     from unimodal.data.sources import load_images
-    from unimodal.eval.realdata import classifier_accuracy, train_classifier
+    from unimodal.eval.realdata.judges import classifier_accuracy, train_classifier
 
     data = compose(["data=fashion_mnist", "data.num_train=20000", "data.num_test=2000"]).data
     try:
@@ -53,22 +56,15 @@ def _fd_features(options: dict[str, Any], steps: int) -> tuple[Any, float] | Non
 
 def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, out: Path) -> dict[str, Any]:
     from unimodal.data.sources import load_images
-    from unimodal.eval import figures
-    from unimodal.eval.harness import resolve_device
-    from unimodal.eval.inception_fid import KEY, fid_entry, load_option
-    from unimodal.eval.realdata import (
-        clip_score,
-        features,
-        frechet_distance,
-        retrieval_accuracy,
-        train_contrastive,
-    )
+    from unimodal.eval.metrics.fid import frechet_distance
+    from unimodal.eval.realdata.judges import clip_score, features, retrieval_accuracy, train_contrastive
+    from unimodal.eval.world import figures
 
     if "image" not in cfg.modality.media:
         raise DataError(f"{run} is a modality={cfg.modality.name} run on data={cfg.data.name}: the real-data "
                         f"judges score text->image only; clips are scored on data=synthetic, by the motion analyzer")
     started = time.perf_counter()
-    inception = load_option(options, resolve_device(options["device"]))
+    inception = load_option(options, options["device"])
     steps = options["judge_steps"]
     train, test = load_images(cfg.data, "train"), load_images(cfg.data, "test")
     count = min(options["samples"], len(test))
@@ -107,9 +103,39 @@ def evaluate_real_run(options: dict[str, Any], run: str, pipe: Any, cfg: Any, ou
     return metrics
 
 
-def write_real_report(metrics: dict[str, Any], path: Path) -> None:
-    from unimodal.eval.inception_fid import KEY, report_lines
+def load_option(options: dict[str, Any], device: str) -> Any:
+    """The network named by ``inception=``, loaded before anything is generated (a bad file fails at once), or
+    None where no file was given."""
+    from unimodal.eval.metrics.fid import load_inception
 
+    return load_inception(options["inception"], device) if options.get("inception") else None
+
+
+def fid_entry(options: dict[str, Any], model: Any, generated: np.ndarray, real: np.ndarray) -> dict[str, Any]:
+    """What ``metrics.json`` records under ``fid_inception``: the scores, or why they were skipped."""
+    if model is None:
+        return {"skipped": "no inception=<weights file> given (it is never downloaded)"}
+    from unimodal.eval.metrics.fid import standard_fid
+
+    return standard_fid(generated, real, options["inception"], batch_size=min(options["batch_size"], 32),
+                        progress=options["progress"], model=model)
+
+
+def report_lines(entry: dict[str, Any] | None) -> list[str]:
+    """The report's section on the standard FID."""
+    if not entry or "skipped" in entry:
+        return ["", "Standard FID skipped: no Inception weights were given (`inception=<path to "
+                "pt_inception-2015-12-05-6726825d.pth>`; nothing is downloaded)."]
+    floor = f"{entry['real_half_vs_half']:.2f}" if entry["real_half_vs_half"] is not None else "-"
+    return ["", "## FID (Inception-v3 pool features, torch-fidelity)", "",
+            "| compared | FID |", "|---|---|",
+            f"| generated vs real test images | {entry['generated_vs_real']:.2f} |",
+            f"| real test images, one half vs the other (floor) | {floor} |", "",
+            f"Weights: `{entry['weights']}`. On {entry['samples']} images; FID is biased upwards for small sample "
+            "sizes, so compare it only with FIDs on the same number of images."]
+
+
+def write_real_report(metrics: dict[str, Any], path: Path) -> None:
     clip = metrics["clip_style"]
     lines = [f"# Evaluation of `{metrics['run']}` (data={metrics['data']})", "",
              f"{metrics['date']}; text->image on {metrics['samples']} test captions, seed {metrics['seed']}, "

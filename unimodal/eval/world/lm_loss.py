@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from unimodal.data.tasks import task_segments
-from unimodal.eval.instruct import _encode_media
-from unimodal.eval.suite import EvalScene
+from unimodal.eval.world.engine import encode_media
+from unimodal.eval.world.suite import EvalScene
 from unimodal.model.lm import embed_ids
 from unimodal.sequence import MODALITY_CODES
 
@@ -27,7 +27,7 @@ _MEDIA = ("image", "audio", "video")  # video: ``world`` is a MotionWorld and th
 
 def _payloads(pipe: Any, world: Any, scenes: list[EvalScene]) -> list[dict[str, Any]]:
     texts = pipe.tokenizers["text"].encode([world.caption(s.scene) for s in scenes])
-    media = {m: _encode_media(pipe, world, [s.scene for s in scenes], m)
+    media = {m: encode_media(pipe, world, [s.scene for s in scenes], m)
              for m in pipe.info["media"] if m in _MEDIA}
     return [{"text": texts[i], **{m: codes[i] for m, codes in media.items()}} for i in range(len(scenes))]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unimodal.eval.suite import CATEGORIES, SPLITS
+from unimodal.eval.world.suite import CATEGORIES, SPLITS
 
 
 def _cell(entry: dict[str, float] | None) -> str:

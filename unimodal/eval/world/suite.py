@@ -17,19 +17,38 @@ objects left to right, the sound's tones in time order. GenEval-style categories
   only say "left of", so "above" cannot be asked and is not scored
 - ``exact`` (all scenes): the whole ordered list equals the scene's
 - ``attributes`` (per object, all scenes): object i has the requested colour and shape
+
+Clips (``modality=video`` runs) stand on the same footing: ``seen`` clips hold only colour-shape pairs training
+holds, ``held_out`` clips at least one pair it never shows. Half of a split is one-object clips (colours balanced
+as for images, directions in turn), the rest two objects. A clip's output is read back as an ordered list of
+(colour, shape, direction): the motion analyzer on a generated clip (objects left to right at first sighting), the
+motion caption parsed. Categories (:func:`motion_categories`):
+
+- ``object``: every requested (colour, shape) is there, whatever it does
+- ``motion``: every requested object is there moving the requested way
+- ``direction``: the directions, in order, are the requested ones (for captions: each object's direction named)
+- ``one_object`` / ``two_objects``: ``motion`` on clips of that many objects
+- ``left``, ``right``, ``up``, ``down`` (per object): an object asked to move that way is there, moving so
+- ``exact``: the whole ordered list equals the clip's
+
+The benchmarks ask single objects of seen pairs (:func:`seen_single_object_prompts`, :func:`motion_prompts`).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from unimodal.data.motion import MOTIONS, MotionWorld
+from unimodal.data.synthetic.world import COLORS, SHAPES
+
 SPLITS = ("seen", "held_out")
 WORLD_SPLIT = {"seen": "train", "held_out": "held_out"}
 GENEVAL = ("single_object", "colour", "count", "position", "two_objects")
-# Clips (unimodal.eval.video_suite) are scored by these; listed here so every report and compare table has them.
+# Clips are scored by these; listed here so every report and compare table has them.
 MOTION_CATEGORIES = ("object", "direction", "motion", "one_object", "left", "right", "up", "down")
 CATEGORIES = (*GENEVAL, "exact", "attributes", *MOTION_CATEGORIES)
 EVAL_SEED_OFFSET = 200  # training splits use data.seed + 0..2, instruction evaluation + 100
@@ -38,7 +57,7 @@ EVAL_SEED_OFFSET = 200  # training splits use data.seed + 0..2, instruction eval
 @dataclass(frozen=True)
 class EvalScene:
     split: str
-    scene: Any  # unimodal.data.synthetic.Scene
+    scene: Any  # unimodal.data.synthetic.world.Scene
 
     @property
     def want(self) -> list[tuple[str, str]]:
@@ -80,6 +99,41 @@ def make_scenes(world: Any, split: str, count: int, seed: int = 0) -> list[EvalS
     return scenes
 
 
+@dataclass(frozen=True)
+class EvalClip:
+    split: str
+    scene: Any  # unimodal.data.motion.Clip; named ``scene`` so the scoring engine takes clips as scenes
+
+    @property
+    def want(self) -> list[tuple[str, str, str]]:
+        return self.scene.attributes()
+
+
+def motion_world(world: Any, cfg: Any) -> MotionWorld:
+    return MotionWorld(world, int(cfg.data.video_frames))
+
+
+def make_clips(motion: MotionWorld, split: str, count: int, seed: int = 0) -> list[EvalClip]:
+    """``count`` clips of ``split`` (``seen`` or ``held_out``), deterministic for ``seed``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    world = motion.world
+    colours = split_colours(world, split)
+    names = sorted(colours)
+    singles = min(count, single_object_count(world, split, count))
+    rng = np.random.default_rng((seed + EVAL_SEED_OFFSET, SPLITS.index(split), 1))  # 1: not the still scenes' stream
+    clips = []
+    for i in range(singles):
+        colour = names[i % len(names)]
+        shape = colours[colour][(i // len(names)) % len(colours[colour])]
+        prompt = f"a {colour} {shape} moves {MOTIONS[i % len(MOTIONS)]}"
+        clips.append(EvalClip(split, motion.clip_from_prompt(prompt, rng)))
+    most = min(world.config.max_objects, 2)
+    for _ in range(count - singles):
+        clips.append(EvalClip(split, motion.sample_clip(rng, WORLD_SPLIT[split], num_objects=most)))
+    return clips
+
+
 def colour_chance(world: Any, split: str) -> float:
     """Accuracy on ``colour`` of an output that never changes, at best: one over the split's colours."""
     k = len(split_colours(world, split))
@@ -107,3 +161,39 @@ def categories(want: list[tuple[str, str]], found: list[tuple[str, str]]) -> dic
         scores["two_objects"] = (int(both), 1)
         scores["position"] = (int(_ordered_pair(found, want[0], want[1])), 1)
     return scores
+
+
+def object_found(want: list[tuple], found: list[tuple]) -> dict[str, tuple[int, int]]:
+    """``object``: every requested (colour, shape) is among the objects found, anywhere, whatever else is there
+    (what the benchmarks count for single-object prompts; clips score the same in :func:`motion_categories`)."""
+    pairs = [tuple(f)[:2] for f in found]
+    return {"object": (int(all(tuple(w)[:2] in pairs for w in want)), 1)}
+
+
+def motion_categories(want: list[tuple[str, str, str]], found: list[tuple]) -> dict[str, tuple[int, int]]:
+    """(hits, total) per category that applies to a clip of ``len(want)`` objects."""
+    want = [tuple(w) for w in want]
+    found = [tuple(f) for f in found]
+    moving = all(w in found for w in want)
+    scores = {"object": (int(all(w[:2] in [f[:2] for f in found] for w in want)), 1),
+              "motion": (int(moving), 1),
+              "direction": (int([f[2] for f in found] == [w[2] for w in want]), 1),
+              "exact": (int(found == want), 1)}
+    scores["one_object" if len(want) == 1 else "two_objects"] = (int(moving), 1)
+    for name in MOTIONS:
+        asked = [w for w in want if w[2] == name]
+        if asked:
+            scores[name] = (sum(int(w in found) for w in asked), len(asked))
+    return scores
+
+
+def seen_single_object_prompts(held_out: list[list[str]] | list[tuple[str, str]], count: int = 20) -> list[tuple]:
+    """(colour, shape) pairs seen in training, in a fixed order, repeated to ``count`` if needed."""
+    held = {tuple(pair) for pair in held_out}
+    seen = [(c, s) for c, s in itertools.product(COLORS, SHAPES) if (c, s) not in held]
+    return [seen[i % len(seen)] for i in range(count)]
+
+
+def motion_prompts(held_out: list[list[str]] | list[tuple[str, str]], count: int = 20) -> list[tuple[str, str, str]]:
+    """(colour, shape, direction) of seen colour-shape pairs, directions in turn."""
+    return [(c, s, MOTIONS[i % len(MOTIONS)]) for i, (c, s) in enumerate(seen_single_object_prompts(held_out, count))]

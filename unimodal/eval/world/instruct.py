@@ -18,13 +18,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from unimodal.data.chat import chat_prompt
 from unimodal.data.instruct import KINDS, SWAP_QUESTION, VISUAL, ask, compare_question, edit_scene, swap_scene
-from unimodal.data.synthetic import analyze_image
-from unimodal.eval.generation import Score
+from unimodal.data.synthetic.analyze import analyze_image
+from unimodal.eval.world.engine import Score, encode_media
 from unimodal.model.generate import SamplingConfig, generate_ids
 from unimodal.sequence import Segment
 
@@ -38,32 +37,11 @@ class Question:
     scene: Any = None       # the scene asked about (swap: for the figure of examples)
 
 
-def _encode_media(pipe: Any, world: Any, scenes: list[Any], modality: str, batch_size: int = 64) -> np.ndarray:
-    from unimodal.data.tokens import images_to_tensor
-
-    tokenizer = pipe.tokenizers[modality].eval()
-    device = next(tokenizer.parameters()).device
-    codes = []
-    for start in range(0, len(scenes), batch_size):
-        chunk = scenes[start:start + batch_size]
-        if modality == "image":
-            batch = images_to_tensor([world.render_image(s) for s in chunk])
-        elif modality == "video":  # world: a MotionWorld, scenes: its clips
-            from unimodal.data.video_sources import videos_to_tensor
-
-            batch = videos_to_tensor([world.render_video(s) for s in chunk])
-        else:
-            batch = torch.from_numpy(np.stack([world.render_sound(s) for s in chunk]))
-        with torch.no_grad():
-            codes.append(tokenizer.encode(batch.to(device)).cpu().numpy())
-    return np.concatenate(codes)
-
-
 def build_questions(pipe: Any, world: Any, scenes: list[Any], seed: int = 0) -> list[Question]:
     """One question of each fitting kind per scene; ``compare`` pairs neighbouring scenes."""
     encode = pipe.tokenizers["text"].encode
     media = [m for m in ("image", "audio") if m in pipe.tokenizers]
-    codes = {m: _encode_media(pipe, world, scenes, m) for m in media}
+    codes = {m: encode_media(pipe, world, scenes, m) for m in media}
     questions: list[Question] = []
 
     def text(value: str) -> Segment:
@@ -107,7 +85,7 @@ def score_instruct(pipe: Any, world: Any, scenes: list[Any], seed: int = 0, batc
                    image_sampling: SamplingConfig | None = None, progress: bool = True,
                    swap_samples: list[dict[str, Any]] | None = None) -> dict[str, Score]:
     """Accuracy per kind, plus ``visual`` (count, colour and shape together) and the swap scores (module doc).
-    ``swap_samples``: a list that receives the first few swap answers for a figure (:mod:`.swap_figure`)."""
+    ``swap_samples``: a list that receives the first few swap answers for a figure (:func:`.figures.swap_figure`)."""
     questions = build_questions(pipe, world, scenes, seed)
     text_sampling = SamplingConfig(temperature={"default": 0.0}, max_new_tokens=TEXT_BUDGET)
     if image_sampling is None:  # an edit's answer is one image span (opener, codes, closer) and <eos>

@@ -1,4 +1,5 @@
-"""The standard FID (Inception-v3 pool features, 2048-d) from Inception weights the user supplies as a file.
+"""Fréchet distances: on any features (:func:`frechet_distance`), and the standard FID (Inception-v3 pool features,
+2048-d) from Inception weights the user supplies as a file.
 
 Computed with torch-fidelity's own TF-compatible Inception-v3 (``inception-v3-compat``, the network of the
 published FID numbers; its resize and normalisation are the library's) and its FID formula (an exact
@@ -11,18 +12,19 @@ is torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``, or pytorch-fi
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import linalg
 from tqdm.auto import tqdm
 
 from unimodal.errors import UnimodalError
 
 FEATURE = "2048"   # the pool3 features the standard FID is defined on
-KEY = "fid_inception"
 
 
 def load_inception(path: str | Path, device: str = "cpu") -> Any:
@@ -89,29 +91,15 @@ def standard_fid(generated: np.ndarray, real: np.ndarray, weights: str | Path, d
             "samples": len(generated), "weights": str(weights)}
 
 
-def load_option(options: dict[str, Any], device: str) -> Any:
-    """The network named by ``inception=``, loaded before anything is generated (a bad file fails at once), or
-    None where no file was given."""
-    return load_inception(options["inception"], device) if options.get("inception") else None
-
-
-def fid_entry(options: dict[str, Any], model: Any, generated: np.ndarray, real: np.ndarray) -> dict[str, Any]:
-    """What ``metrics.json`` records under ``fid_inception``: the scores, or why they were skipped."""
-    if model is None:
-        return {"skipped": "no inception=<weights file> given (it is never downloaded)"}
-    return standard_fid(generated, real, options["inception"], batch_size=min(options["batch_size"], 32),
-                        progress=options["progress"], model=model)
-
-
-def report_lines(entry: dict[str, Any] | None) -> list[str]:
-    """The report's section on the standard FID."""
-    if not entry or "skipped" in entry:
-        return ["", "Standard FID skipped: no Inception weights were given (`inception=<path to "
-                "pt_inception-2015-12-05-6726825d.pth>`; nothing is downloaded)."]
-    floor = f"{entry['real_half_vs_half']:.2f}" if entry["real_half_vs_half"] is not None else "-"
-    return ["", "## FID (Inception-v3 pool features, torch-fidelity)", "",
-            "| compared | FID |", "|---|---|",
-            f"| generated vs real test images | {entry['generated_vs_real']:.2f} |",
-            f"| real test images, one half vs the other (floor) | {floor} |", "",
-            f"Weights: `{entry['weights']}`. On {entry['samples']} images; FID is biased upwards for small sample "
-            "sizes, so compare it only with FIDs on the same number of images."]
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)): the FID formula, on any features (written here
+    because torch-fidelity and pytorch-fid tie it to the Inception network this evaluation cannot download)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    with warnings.catch_warnings():  # a singular product is handled below, not worth a console warning
+        warnings.simplefilter("ignore")
+        root = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(root).all():  # offset both, as the reference implementation does
+            offset = np.eye(len(cov_a)) * 1e-6
+            root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))

@@ -2,6 +2,8 @@
 
 Writes ``report.md``, ``metrics.json`` and PNG figures into ``<run>/eval`` (or ``out=<dir>``).
 ``compare=[runA,runB]`` puts the metrics of several runs side by side (evaluating those that have none).
+A run on real images goes to :mod:`unimodal.eval.realdata.run`. ``options`` are the command's, checked by
+:mod:`unimodal.commands.evaluate` (``device`` already resolved).
 """
 
 from __future__ import annotations
@@ -14,79 +16,31 @@ from typing import Any
 import numpy as np
 
 from unimodal.errors import ConfigError, UnimodalError
+from unimodal.run_folder import CONFIG_FILE
 
-OPTIONS: dict[str, Any] = {"run": None, "compare": None, "out": None, "samples": 100, "lm_samples": 100,
-                           "vqa_scenes": 100, "batch_size": 64, "seed": 0, "cfg_scale": 3.0, "directions": None,
-                           "progress": True, "device": "auto", "reuse": True, "judge_steps": 400,
-                           "inception": None}   # real-image runs: Inception-v3 FID weights file (standard FID)
-_INTS = ("samples", "lm_samples", "vqa_scenes", "batch_size", "seed", "judge_steps")
-_FLAGS = ("progress", "reuse")
 METRICS_FILE = "metrics.json"
 
 
-def _list(value: str) -> list[str]:
-    return [part.strip() for part in value.strip().strip("[]").split(",") if part.strip()]
-
-
-def parse_options(overrides: list[str]) -> dict[str, Any]:
-    """``key=value`` overrides -> this command's options, checked; a one-line error names a bad key."""
-    options = dict(OPTIONS)
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key not in OPTIONS:
-            raise ConfigError(f"unknown key {key!r} for run=/compare=; evaluate takes "
-                              f"{', '.join(f'{k}=' for k in OPTIONS)}")
-        options[key] = value
-    for key in _INTS:
-        value = str(options[key])
-        if not value.isdigit() or (int(value) < 1 and key not in ("seed", "lm_samples", "vqa_scenes")):
-            raise ConfigError(f"{key}={value!r}: expected a whole number (>= 1)")
-        options[key] = int(value)
-    try:
-        options["cfg_scale"] = float(options["cfg_scale"])
-    except ValueError:
-        raise ConfigError(f"cfg_scale={options['cfg_scale']!r}: expected a number, e.g. 3.0") from None
-    for key in _FLAGS:
-        if not isinstance(options[key], bool):
-            options[key] = str(options[key]).lower() not in ("false", "0", "no", "off")
-    if options["directions"] is not None:
-        options["directions"] = _list(str(options["directions"]))
-    if options["compare"] is not None:
-        options["compare"] = _list(str(options["compare"]))
-        if len(options["compare"]) < 1:
-            raise ConfigError("compare=[runA,runB,...]: name at least one run folder")
-    return options
-
-
-def resolve_device(name: str) -> str:
-    """``device=auto|cpu|cuda[:n]`` as a torch device name; cuda without a CUDA device is refused."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: no CUDA device here; use device=cpu or device=auto")
-    return name
-
-
-def load_run(run: str, device: str) -> tuple[Any, Any, Any]:
-    """The run's pipeline, saved config and synthetic world (None for runs on real images)."""
+def load_run(run: str | Path, device: str | None = None, synthetic: bool = False) -> tuple[Any, Any, Any]:
+    """The run's pipeline (on ``device``; default cuda when there is one), saved config and synthetic world: what
+    every evaluation of a run starts from. The world is None for runs on real images, unless ``synthetic`` asks
+    for one (then such a run is refused, naming its data)."""
     from omegaconf import OmegaConf
 
     import unimodal
     from unimodal.data.sources import make_world
 
     run_dir = Path(run)
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise UnimodalError(f"run={run}: no config.yaml there; point run= at a folder written by scripts/train.py")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    world = make_world(cfg.data) if str(cfg.data.name) == "synthetic" else None
-    return unimodal.load(run_dir, device=resolve_device(device)), cfg, world
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    world = make_world(cfg.data) if synthetic or str(cfg.data.name) == "synthetic" else None
+    return unimodal.load(run_dir, device=device), cfg, world
 
 
 def _directions(pipe: Any, wanted: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """Directions to score, and the skipped ones with the reason."""
-    from unimodal.eval.directions import scorable
+    from unimodal.eval.world.engine import scorable
 
     tasks = [t for t in pipe.info["tasks"] if "->" in t]
     skipped = {t: "no exact analyzer for its modality yet" for t in tasks if not scorable(t)}
@@ -113,12 +67,11 @@ def _codebook_usage(results: dict[str, Any], pipe: Any) -> dict[str, np.ndarray]
 
 def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, Any]:
     """Score one run; write report.md, metrics.json and figures; return the metrics."""
-    from unimodal.eval import figures
-    from unimodal.eval.directions import pipeline_producer, score_direction
-    from unimodal.eval.lm_loss import bits_per_token
-    from unimodal.eval.report import write_report
-    from unimodal.eval.suite import SPLITS, colour_chance
-    from unimodal.eval.video_figures import frame_strip
+    from unimodal.eval.world import figures
+    from unimodal.eval.world.engine import batched_producer, score_direction
+    from unimodal.eval.world.lm_loss import bits_per_token
+    from unimodal.eval.world.report import write_report
+    from unimodal.eval.world.suite import SPLITS, colour_chance
 
     run = run or options["run"]
     pipe, cfg, world = load_run(run, options["device"])
@@ -127,14 +80,14 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     if world is None:
         if options["compare"]:
             raise UnimodalError(f"run {run} is on data={cfg.data.name}: compare= takes runs on data=synthetic")
-        from unimodal.eval.realrun import evaluate_real_run
+        from unimodal.eval.realdata.run import evaluate_real_run
 
         return evaluate_real_run(options, run, pipe, cfg, out)
     started = time.perf_counter()
     chosen, skipped = _directions(pipe, options["directions"])
     judged, make, read, judge = _footing(pipe, cfg, world)
     scenes = [s for split in SPLITS for s in make(judged, split, options["samples"], options["seed"])]
-    results = {d: score_direction(pipeline_producer(pipe, judged, d, options["cfg_scale"], options["seed"]), judged, d,
+    results = {d: score_direction(batched_producer(pipe, judged, d, options["cfg_scale"], options["seed"]), judged, d,
                                   scenes, options["batch_size"], pipe.sample_rate, options["progress"], read, judge)
                for d in chosen}
     metrics: dict[str, Any] = {
@@ -161,7 +114,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     if usage:
         figures.codebook_histograms(usage, out / "codebook_usage.png")
         pictures.append(("codes generated, per media modality", "codebook_usage.png"))
-    if "text->video" in results and frame_strip(results["text->video"].examples, out / "frames.png"):
+    if "text->video" in results and figures.frame_strip(results["text->video"].examples, out / "frames.png"):
         pictures.append(("text->video prompts and frames of the generated clips (green frame: motion right)",
                          "frames.png"))
     if "text->audio" in results and figures.spectrograms(results["text->audio"].examples, pipe.sample_rate,
@@ -182,25 +135,25 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
 
 def _footing(pipe: Any, cfg: Any, world: Any) -> tuple[Any, Any, Any, Any]:
     """What scenes are and how outputs are judged: (world, make scenes, read, judge); clips for video runs."""
-    from unimodal.eval.suite import categories, make_scenes
+    from unimodal.eval.world.engine import read_motion
+    from unimodal.eval.world.suite import categories, make_clips, make_scenes, motion_categories, motion_world
 
     if "video" not in pipe.info["media"]:
         return world, make_scenes, None, categories
-    from unimodal.eval.video_suite import make_clips, motion_categories, motion_world, read_motion
 
     return motion_world(world, cfg), make_clips, read_motion, motion_categories
 
 
 def _is_instruct(run_dir: Path, cfg: Any) -> bool:
-    from unimodal.training.instruct_trainer import PRETRAINED_DIR
+    from unimodal.run_folder import PRETRAINED_DIR
 
     return (run_dir / PRETRAINED_DIR).is_dir() or str(cfg.get("stage", {}).get("name", "")) == "instruct"
 
 
 def _vqa(pipe: Any, world: Any, options: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """Exact-match answers of an instruction-tuned run, per question kind, on both splits."""
-    from unimodal.eval.instruct import score_instruct
-    from unimodal.eval.suite import SPLITS, make_scenes
+    from unimodal.eval.world.instruct import score_instruct
+    from unimodal.eval.world.suite import SPLITS, make_scenes
 
     table = {}
     for split in SPLITS:
@@ -218,8 +171,8 @@ def _names(runs: list[str]) -> list[str]:
 
 def compare_runs(options: dict[str, Any]) -> dict[str, Any]:
     """One table and one figure of several runs' per-category accuracies (and LM bits per token)."""
-    from unimodal.eval import figures
-    from unimodal.eval.report import write_compare
+    from unimodal.eval.world import figures
+    from unimodal.eval.world.report import write_compare
 
     runs = options["compare"]
     metrics = {}
@@ -240,12 +193,3 @@ def compare_runs(options: dict[str, Any]) -> dict[str, Any]:
     print(table)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / 'compare.png'}")
     return metrics
-
-
-def evaluate(overrides: list[str]) -> dict[str, Any]:
-    options = parse_options(overrides)
-    if options["compare"]:
-        return compare_runs(options)
-    if not options["run"]:
-        raise ConfigError("run=<run dir> or compare=[runA,runB] is required")
-    return evaluate_run(options)

@@ -6,20 +6,19 @@ trained on the spot, and named for what they are:
 - *CLIP-style score*: a small contrastive image-text model trained on the dataset's own training captions
   (images through a CNN, captions as bags of words). Its own test retrieval accuracy is reported beside the
   score, so the reader sees how much the judge can tell apart. Score = 100 x mean max(cosine, 0), as CLIPScore.
-- *FD (Fashion-MNIST classifier features)*: the Fréchet distance between Gaussians fitted to the penultimate
-  features of a CNN trained to classify Fashion-MNIST. Not the Inception FID, and not comparable with it.
+- *FD (Fashion-MNIST classifier features)*: the Fréchet distance (:func:`unimodal.eval.metrics.fid.frechet_distance`)
+  between Gaussians fitted to the penultimate features of a CNN trained to classify Fashion-MNIST. Not the
+  Inception FID, and not comparable with it.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -82,20 +81,6 @@ def classifier_accuracy(model: SmallCNN, images: np.ndarray, labels: np.ndarray)
 @torch.no_grad()
 def features(model: SmallCNN, images: np.ndarray) -> np.ndarray:
     return torch.cat([model.features(to_grey(images[i:i + 512])) for i in range(0, len(images), 512)]).numpy()
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)): the FID formula, on any features (written here
-    because torch-fidelity and pytorch-fid tie it to the Inception network this evaluation cannot download)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    with warnings.catch_warnings():  # a singular product is handled below, not worth a console warning
-        warnings.simplefilter("ignore")
-        root = linalg.sqrtm(cov_a @ cov_b)
-        if not np.isfinite(root).all():  # offset both, as the reference implementation does
-            offset = np.eye(len(cov_a)) * 1e-6
-            root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 
 def words(text: str) -> list[str]:
