@@ -42,3 +42,28 @@ def test_dense_loss_equals_masked_loss():
 @pytest.mark.slow
 def test_compiled_dense_loss_equals_masked_loss():
     _check(compile=True)
+
+
+def test_target_weights_weigh_each_target_by_its_modality():
+    model, ids, loss_mask, attention, modality = _case()
+    table = torch.tensor([1.0, 4.0, 1.0, 0.5, 1.0])  # special, text, image, audio, video
+    plain, parts = masked_lm_loss(model, ids, loss_mask, attention, modality)
+    weighted, weighted_parts = masked_lm_loss(model, ids, loss_mask, attention, modality, target_weights=table)
+    dense, _ = dense_lm_loss(model, ids, loss_mask, attention, modality, compile=False, target_weights=table)
+    mask = loss_mask[:, 1:]
+    counts = {code: int((modality[:, 1:][mask] == code).sum()) for code in range(4)}
+    names = ["special", "text", "image", "audio"]
+    want = sum(table[c] * counts[c] * parts[names[c]] for c in range(4) if counts[c]) / sum(
+        table[c] * counts[c] for c in range(4))
+    assert abs(float(weighted) - float(want)) < 1e-5 and abs(float(dense) - float(want)) < 1e-5
+    assert weighted_parts == parts  # the per-modality parts stay plain means
+    assert abs(float(plain) - float(weighted)) > 1e-4
+
+
+def test_loss_weights_of_an_unknown_modality_are_refused():
+    from unimodal.config import compose
+    from unimodal.errors import ConfigError
+
+    assert compose(["lm.loss_weights={text:4}"]).lm.loss_weights == {"text": 4.0}
+    with pytest.raises(ConfigError, match="lm.loss_weights"):
+        compose(["lm.loss_weights={txt:4}"])

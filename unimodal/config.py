@@ -37,7 +37,7 @@ class TrainBudget:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
-    max_minutes: float = 5.0
+    max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
@@ -175,7 +175,7 @@ class StageTraining:
     optimizer (AdamW; unimodal/training/lm_module.py) and its warm-up and cosine schedule, how often it validates
     and checkpoints, and how often it drops the condition (classifier-free guidance)."""
     max_steps: int = 1300
-    max_minutes: float = 11.0
+    max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
     batch_size: int = 32
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -183,6 +183,7 @@ class StageTraining:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     cond_drop_prob: float = 0.1
+    loss_weights: dict[str, float] | None = None   # per target modality (text, image, audio, ...); unlisted: 1
     val_every_steps: int = 250
     checkpoint_every_steps: int = 100
 
@@ -229,7 +230,6 @@ class InstructConfig(StageTraining):
     """stage=instruct: tuning on synthetic conversations (unimodal/training/instruct_trainer.py); its
     ``cond_drop_prob`` applies to the mixed-in paired samples."""
     max_steps: int = 600         # the defaults that differ from pretraining's
-    max_minutes: float = 6.0
     batch_size: int = 16
     warmup_steps: int = 20
     val_every_steps: int = 120
@@ -280,7 +280,8 @@ class DataConfig:
 class TrainerConfig:
     accelerator: str = "auto"
     devices: int = 1           # per node; -1: every GPU of the node
-    precision: str = "auto"
+    precision: str = "bf16-mixed"        # the language model's (and instruction tuning's); auto: by machine
+    tokenizer_precision: str = "32-true"  # the media tokenizers' (stage 0); auto: by machine
     num_threads: int | None = None
     compile: bool = False
     strategy: str = "auto"     # auto | ddp | fsdp (training/strategies.py); auto is ddp with several devices
@@ -383,6 +384,11 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"every GPU), num_nodes at least 1, the timeout positive")
     from unimodal.model.vision import check_vision_config
     check_vision_config(merged)
+    from unimodal.sequence import MODALITY_CODES
+    unknown = sorted(set(merged.lm.loss_weights or {}) - set(MODALITY_CODES))
+    if unknown or any(w < 0 for w in (merged.lm.loss_weights or {}).values()):
+        raise ConfigError(f"lm.loss_weights: {dict(merged.lm.loss_weights)} needs weights >= 0 for target "
+                          f"modalities among {list(MODALITY_CODES)} (unknown: {unknown})")
     return merged
 
 

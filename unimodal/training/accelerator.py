@@ -11,10 +11,11 @@ import torch
 
 def trainer_kwargs(trainer_cfg: Any, lm: bool = False) -> dict[str, Any]:
     """Lightning accelerator settings on one device: what stage 0 trains tokenizers with (rank 0's device; the LM
-    stages' devices, nodes and strategy are ``strategies.lm_trainer_kwargs``). ``precision: auto`` is bf16-mixed
-    on a GPU, and for the language model also on a CPU with native bf16 (AVX512-BF16/AMX: about 1.5x faster
-    steps); fp32 otherwise."""
-    precision = trainer_cfg.precision
+    stages' devices, nodes and strategy are ``strategies.lm_trainer_kwargs``). The language model trains in
+    ``trainer.precision`` and tokenizers in ``trainer.tokenizer_precision``, on any machine, so one seed gives one
+    recipe everywhere. ``auto`` (opt-in) picks by machine instead: bf16-mixed on a GPU, and for the language model
+    also on a CPU with native bf16 (AVX512-BF16/AMX); fp32 otherwise."""
+    precision = trainer_cfg.precision if lm else trainer_cfg.get("tokenizer_precision", "32-true")
     if precision == "auto":
         on_gpu = torch.cuda.is_available() and trainer_cfg.accelerator != "cpu"
         precision = "bf16-mixed" if on_gpu or (lm and cpu_has_native_bf16()) else "32-true"

@@ -37,6 +37,7 @@ from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
+from unimodal.training.tokenizer_module import clock_cap
 from unimodal.vocab import Vocabulary
 
 
@@ -179,7 +180,7 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
     log_every = int(cfg.lm.log_every_steps)
     resume = prepare_resume(out_dir, bool(cfg.resume), stage="instruct")  # before the CSV logger starts
     accumulate = int(cfg.lm.get("accumulate_grad_batches", 1))
-    trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(icfg.max_minutes)},
+    trainer = L.Trainer(max_steps=steps, max_time=clock_cap(icfg.max_minutes),
                         val_check_interval=min(int(icfg.val_every_steps), steps) * accumulate,  # in batches
                         check_val_every_n_epoch=None,
                         limit_val_batches=8 if val_loader is not None else 0, num_sanity_val_steps=0,
@@ -192,8 +193,9 @@ def fit_instruct(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], set
                         log_every_n_steps=log_every,
                         enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
                         **lm_trainer_kwargs(cfg, model))
-    _say(f"[instruct] kinds {train_set.kinds}, up to {steps} steps / {icfg.max_minutes} min; "
-         f"{global_batch_line(cfg, batch, 'conversations')}")
+    cap = icfg.max_minutes
+    _say(f"[instruct] kinds {train_set.kinds}, {steps} steps" + (f" (clock cap {cap} min)" if cap is not None else "")
+         + f"; {global_batch_line(cfg, batch, 'conversations')}")
     started = time.perf_counter()
     trainer.fit(LMModule(model, icfg), train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     trainer.save_checkpoint(ckpt_dir / "last.ckpt")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from unimodal.model.lm import embed_ids
+from unimodal.sequence import MODALITY_CODES
 from unimodal.training.dense_loss import Reduce, dense_lm_loss, modality_means
 
 
@@ -19,10 +20,12 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
                    modality: torch.Tensor | None = None,
                    position_ids: torch.Tensor | None = None,
                    reduce: Reduce = None,
-                   images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   images: torch.Tensor | None = None,
+                   target_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Next-token loss on positions where ``loss_mask`` marks the *target* token (the per-modality parts summed
     over data-parallel ranks by ``reduce``, when given: ``dense_loss.modality_means``; ``images``: the pixels of
-    the images the rows read as features).
+    the images the rows read as features); with ``target_weights`` (one weight per modality code, indexed by each
+    target's ``modality``) a weighted mean instead of a plain one.
 
     Packed rows (unimodal/training/packing.py) come with ``position_ids`` restarting at every document and
     no ``attention_mask``: transformers then keeps attention inside each document.
@@ -40,6 +43,9 @@ def masked_lm_loss(model: torch.nn.Module, ids: torch.Tensor, loss_mask: torch.T
     # No target (a data-parallel rank whose rows are all padding): still a graph through every parameter, so
     # that DDP's gradient reduction finds each one.
     loss = per_token.mean() if per_token.numel() else model.lm_head(hidden[:, :1]).sum() * 0.0
+    if target_weights is not None and modality is not None and per_token.numel():
+        weights = target_weights[modality[:, 1:][mask]]
+        loss = (per_token * weights).sum() / weights.sum().clamp(min=1e-9)
     parts: dict[str, float] = {}
     if modality is not None:
         parts = modality_means(per_token.detach(), modality[:, 1:][mask], reduce=reduce)
@@ -53,6 +59,16 @@ def plain_name(name: str) -> str:
     return name
 
 
+def target_weight_table(loss_weights: Any) -> torch.Tensor | None:
+    """``lm.loss_weights`` ({modality: weight}, unlisted ones 1) as one weight per modality code, or None."""
+    if not loss_weights:
+        return None
+    table = torch.ones(max(MODALITY_CODES.values()) + 1)
+    for name, weight in dict(loss_weights).items():
+        table[MODALITY_CODES[name]] = float(weight)
+    return table
+
+
 class LMModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, train_cfg: Any, compile: bool = False) -> None:
         super().__init__()
@@ -61,16 +77,22 @@ class LMModule(L.LightningModule):
         self.compile_step = compile  # trainer.compile: the step as one compiled graph (dense_loss.py)
         # Decided on the plain model: under FSDP the parameters seen in configure_optimizers are flat shards.
         self.no_decay = {name for name, param in model.named_parameters() if param.ndim < 2 or "norm" in name}
+        self.target_weights = target_weight_table(getattr(train_cfg, "loss_weights", None))
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         loss_fn = dense_lm_loss if self.compile_step else masked_lm_loss
         ranks = self.trainer.world_size if self._trainer is not None else 1
         summed = partial(self.trainer.strategy.reduce, reduce_op="sum") if ranks > 1 else None
+        weights = self.target_weights  # training only: validation losses stay plain means, comparable across runs
+        if weights is not None:
+            weights = weights.to(batch["ids"].device) if stage == "train" else None
         loss, parts = loss_fn(self.model, batch["ids"], batch["loss_mask"], batch.get("attention_mask"),
                               batch["modality"], batch.get("position_ids"), reduce=summed,
-                              images=batch.get("pixel_values"))
+                              images=batch.get("pixel_values"), target_weights=weights)
         if ranks > 1:
-            loss = self._global_token_mean(loss, batch["loss_mask"], ranks)
+            mask = batch["loss_mask"][:, 1:]
+            mass = mask.sum() if weights is None else (weights[batch["modality"][:, 1:]] * mask).sum()
+            loss = self._global_mean(loss, mass, ranks)
         size = batch["ids"].shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, on_step=stage == "train",
                  on_epoch=stage != "train", sync_dist=ranks > 1)
@@ -79,13 +101,14 @@ class LMModule(L.LightningModule):
                      on_epoch=stage != "train")
         return loss
 
-    def _global_token_mean(self, loss: torch.Tensor, loss_mask: torch.Tensor, ranks: int) -> torch.Tensor:
-        """This rank's share of the mean over every rank's targets. DDP and FSDP average gradients over ranks,
-        whose slices hold different numbers of targets (a caption beside an image); scaled so, the averaged
-        gradient (and the logged mean) is that of one process over the whole global batch."""
-        targets = loss_mask[:, 1:].sum().to(torch.float32)
-        total = self.trainer.strategy.reduce(targets.clone(), reduce_op="sum")
-        return loss * (targets * ranks / total.clamp(min=1)).to(loss.dtype)
+    def _global_mean(self, loss: torch.Tensor, mass: torch.Tensor, ranks: int) -> torch.Tensor:
+        """This rank's share of the mean over every rank's targets (``mass``: this rank's target count, or the sum
+        of its targets' ``lm.loss_weights``). DDP and FSDP average gradients over ranks, whose slices hold
+        different numbers of targets (a caption beside an image); scaled so, the averaged gradient (and the logged
+        mean) is that of one process over the whole global batch."""
+        mass = mass.to(torch.float32)
+        total = self.trainer.strategy.reduce(mass.clone(), reduce_op="sum")
+        return loss * (mass * ranks / total.clamp(min=1e-9)).to(loss.dtype)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

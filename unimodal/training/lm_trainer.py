@@ -26,6 +26,7 @@ from unimodal.training.lm_module import LMModule
 from unimodal.training.loggers import build_loggers
 from unimodal.training.resume import RngState, prepare_resume, write_run_metrics
 from unimodal.training.strategies import global_batch_line, lm_trainer_kwargs, whole_model
+from unimodal.training.tokenizer_module import clock_cap
 from unimodal.vocab import Vocabulary
 
 
@@ -85,7 +86,7 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
     resume = prepare_resume(run_dir, bool(cfg.resume))
     steps = int(cfg.lm.max_steps)
     accumulate = int(cfg.lm.get("accumulate_grad_batches", 1))
-    trainer = L.Trainer(max_steps=steps, max_time={"minutes": float(cfg.lm.max_minutes)},
+    trainer = L.Trainer(max_steps=steps, max_time=clock_cap(cfg.lm.max_minutes),
                         val_check_interval=min(int(cfg.lm.val_every_steps), steps) * accumulate,  # in batches
                         check_val_every_n_epoch=None, limit_val_batches=8, num_sanity_val_steps=0,
                         callbacks=[RngState(), checkpoint], plugins=[SafetensorsCheckpointIO()],
@@ -109,6 +110,9 @@ def fit_lm(cfg: DictConfig, vocab: Vocabulary, shapes: dict[str, Any], sets: dic
                    **{k: float(v) for k, v in trainer.callback_metrics.items()}}
         summary_file.write_text(json.dumps(summary, indent=2))
         write_run_metrics(run_dir)
+        if trainer.global_step < steps:  # only an opt-in lm.max_minutes stops training early
+            say(f"[stage 1] lm.max_minutes={cfg.lm.max_minutes} stopped training at {trainer.global_step} of "
+                f"{steps} steps: this model depends on the machine's speed (lm.max_minutes=null trains every step)")
         say(f"[stage 1] {summary['steps']} steps in {seconds:.0f}s; " +
             ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "loss" in k))
     distributed.barrier()   # the export is complete before any rank goes on (instruct reads it)

@@ -79,6 +79,8 @@ def tokenizer_name(modality: str, tok_cfg: Any, data_fp: str) -> str:
             settings.pop(key)
     if not settings.get("train", {}).get("adversarial", {}).get("weight"):  # GAN off: names as before the key
         settings.get("train", {}).pop("adversarial", None)
+    if settings.get("train", {}).get("max_minutes", 0) is None:  # no clock cap: the steps alone say how long
+        settings["train"].pop("max_minutes")
     return f"{modality}-{tok_cfg.kind}-{hash_json({'tokenizer': settings, 'data': data_fp})[:10]}"
 
 
@@ -126,8 +128,9 @@ def prepare_tokenizers(cfg: DictConfig, samples: dict[str, Samples],
                 _say(f"[stage 0] {modality} tokenizer ({tok_cfg.kind}) is pretrained: measuring, not training")
                 metrics = measure(tokenizer.eval(), held_out, int(tok_cfg.train.batch_size))
             else:
-                _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for up to "
-                     f"{tok_cfg.train.steps} steps / {tok_cfg.train.max_minutes} min")
+                cap = tok_cfg.train.max_minutes
+                _say(f"[stage 0] training {modality} tokenizer ({tok_cfg.kind}) for {tok_cfg.train.steps} steps"
+                     + (f" (clock cap {cap} min)" if cap is not None else ""))
                 # Real image sets are in memory already: all of their train split, not only TOKENIZER_SAMPLES.
                 synthetic = cfg.data.name == "synthetic"
                 count = min(len(train_split), TOKENIZER_SAMPLES) if synthetic else len(train_split)

@@ -22,6 +22,12 @@ from unimodal.tokenizers.losses import AdversarialLoss, build_adversarial, gener
 from unimodal.training.accelerator import quiet_lightning
 
 
+def clock_cap(minutes: float | None) -> dict[str, float] | None:
+    """Lightning's ``max_time`` for an opt-in wall-clock cap. None (every default) trains every step: a cap
+    stops at a point that depends on the machine and its load, so the same seed would give another model."""
+    return None if minutes is None else {"minutes": float(minutes)}
+
+
 class RandomBatches(Dataset):
     """Samples drawn with replacement: the step budget, not epochs, defines training length."""
 
@@ -107,7 +113,8 @@ class TokenizerModule(L.LightningModule):
 def fit_tokenizer(tokenizer: torch.nn.Module, train: torch.Tensor, held_out: torch.Tensor, budget: Any,
                   trainer_kwargs: dict[str, Any], progress: bool = True, seed: int = 0,
                   desc: str = "tokenizer") -> dict[str, float]:
-    """Train for ``budget.steps`` steps (or ``budget.max_minutes``), then measure on ``held_out``.
+    """Train for ``budget.steps`` steps (stopping early only at an opt-in ``budget.max_minutes``), then measure
+    on ``held_out``.
 
     ``budget.adversarial`` (optional; weight 0 = off) adds a PatchGAN discriminator for image tokenizers.
     It is dropped after training: the tokenizer's weights and fingerprint never include it.
@@ -130,7 +137,7 @@ def fit_tokenizer(tokenizer: torch.nn.Module, train: torch.Tensor, held_out: tor
     quiet_lightning()
     # With two optimizers global_step counts both, so the data (exactly `steps` batches) sets the length.
     length = {"max_steps": steps} if adversarial is None else {"max_steps": -1, "max_epochs": 1}
-    trainer = L.Trainer(**length, max_time={"minutes": float(budget.max_minutes)},
+    trainer = L.Trainer(**length, max_time=clock_cap(budget.max_minutes),
                         enable_progress_bar=progress, enable_model_summary=False, logger=False,
                         enable_checkpointing=False, num_sanity_val_steps=0, **trainer_kwargs)
     started = time.perf_counter()
