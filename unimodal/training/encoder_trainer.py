@@ -66,8 +66,9 @@ def prepare_encoder(cfg: DictConfig, samples: dict[str, Any], text_tokenizer: An
         raise UnimodalError(f"no vision encoder at {folder} for this config and data; run stage=tokenizers (or "
                             f"stage=all) first")
     started = time.perf_counter()
-    _say(f"[stage 0] training the vision encoder (contrastive, CLIP ViT) for up to {enc.train.steps} steps / "
-         f"{enc.train.max_minutes} min")
+    cap = enc.train.max_minutes
+    _say(f"[stage 0] training the vision encoder (contrastive, CLIP ViT) for {enc.train.steps} steps"
+         + (f" (clock cap {cap} min)" if cap is not None else ""))
     vision, processor, metrics = train_encoder(enc, samples, text_tokenizer, int(cfg.seed), bool(cfg.progress))
     metrics.update(wall_seconds=round(time.perf_counter() - started, 1), data=str(cfg.data.name))
     partial = folder.with_name(folder.name + ".partial")
@@ -136,7 +137,9 @@ def train_encoder(enc: Any, samples: dict[str, Any], text_tokenizer: Any, seed: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
         1 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
     rng = np.random.default_rng(seed)
-    deadline = time.monotonic() + 60 * float(enc.train.max_minutes)
+    # Step-bound unless encoder.train.max_minutes (opt-in) caps the clock: the same seed, the same encoder.
+    cap = enc.train.max_minutes
+    deadline = None if cap is None else time.monotonic() + 60 * float(cap)
     done, loss_value = 0, float("nan")
     for _ in tqdm(range(steps), desc="vision encoder", disable=not progress):
         index = torch.from_numpy(rng.choice(count, size=batch, replace=False))
@@ -149,7 +152,7 @@ def train_encoder(enc: Any, samples: dict[str, Any], text_tokenizer: Any, seed: 
         optimizer.step()
         scheduler.step()
         done, loss_value = done + 1, float(loss.detach())
-        if time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             break
     model.eval()
     vision = CLIPVisionModel(config.vision_config)

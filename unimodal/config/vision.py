@@ -14,7 +14,7 @@ class EncoderTrainConfig:
     steps: int = 400
     batch_size: int = 64
     lr: float = 1e-3
-    max_minutes: float = 6.0
+    max_minutes: float | None = None   # opt-in clock cap; None: the steps alone
     max_images: int = 10000      # training images it reads (the first of the train split)
     text_hidden_size: int = 128  # the text tower, used only for training
     text_layers: int = 2

@@ -1,23 +1,16 @@
-"""Config schema and composition.
-
-The YAML tree under ``conf/`` is merged onto these dataclasses, so a mistyped key or a value of the
-wrong type fails at start with a message naming the key (``ConfigError``). Quantizer and codec
-options stay open dicts: their meaning depends on the ``kind`` selected.
-"""
+"""The config schema: the YAML tree under ``conf/`` is merged onto these dataclasses (:func:`unimodal.config.validate`),
+so a mistyped key or a value of the wrong type fails at start with a message naming the key. Quantizer and codec
+options stay open dicts: their meaning depends on the ``kind`` selected."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from omegaconf import II, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import II
 
-from unimodal.config_vision import EncoderConfig, ProjectorConfig
-from unimodal.errors import ConfigError
+from unimodal.config.vision import EncoderConfig, ProjectorConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 KNOWN_MEDIA = ("image", "audio", "video")
 STRATEGIES = ("auto", "ddp", "fsdp")   # trainer.strategy (unimodal/training/strategies.py)
 
@@ -318,115 +311,3 @@ class Config:
     init_from: str | None = None   # stage=instruct: start from this run's model and tokenizers (training/init_from.py)
     resume: bool = True
     progress: bool = True
-
-
-# Counts and sizes whose zero or negative value would fail later, deep in a run: refused at start, naming the key.
-AT_LEAST = {
-    1: ("lm.batch_size", "lm.max_steps", "lm.accumulate_grad_batches", "lm.val_every_steps",
-        "lm.checkpoint_every_steps", "lm.log_every_steps",
-        "instruct.batch_size", "instruct.max_steps", "instruct.max_turns", "instruct.val_every_steps",
-        "instruct.checkpoint_every_steps", "data.num_train", "data.num_val", "data.image_size", "data.sample_rate",
-        "model.context_length",
-        *(f"tokenizer.{m}.train.{k}" for m in ("image", "audio", "video") for k in ("steps", "batch_size"))),
-    0: ("lm.warmup_steps", "instruct.warmup_steps", "instruct.num_edits", "data.num_test", "seed"),
-}
-
-
-def _one_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    head = text[0] if text else type(err).__name__
-    cause = getattr(err, "__cause__", None)
-    if cause is not None and str(cause).strip():
-        head = f"{head.rstrip('.')}: {str(cause).strip().splitlines()[0]}"
-    full_key = next((line.split(":", 1)[1].strip() for line in text if line.strip().startswith("full_key")), "")
-    return f"{head} (config key: {full_key})" if full_key and full_key not in head else head
-
-
-def validate(cfg: DictConfig) -> DictConfig:
-    """Merge ``cfg`` onto the schema; raise ConfigError naming the offending key."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-        OmegaConf.resolve(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"invalid config: {_one_line(err)}") from None
-    unknown = [m for m in merged.modality.media if m not in KNOWN_MEDIA]
-    if unknown:
-        raise ConfigError(f"modality.media: unknown media {unknown}; known: {list(KNOWN_MEDIA)}")
-    for task in merged.modality.tasks:
-        parts = task.split("->")
-        if task != "text" and (len(parts) != 2 or any(p not in ("text", *merged.modality.media) for p in parts)):
-            raise ConfigError(f"modality.tasks: bad task {task!r}; write 'source->target' over "
-                              f"text and {list(merged.modality.media)}")
-    if merged.modality.weights and len(merged.modality.weights) != len(merged.modality.tasks):
-        raise ConfigError(f"modality.weights has {len(merged.modality.weights)} entries for "
-                          f"{len(merged.modality.tasks)} tasks {list(merged.modality.tasks)}")
-    from unimodal.data.mixture import check_modality_weights
-    check_modality_weights(merged.modality)
-    from unimodal.spans import LAYOUTS
-    for key in ("image", "audio"):
-        if merged.tokenizer[key].layout not in LAYOUTS:
-            raise ConfigError(f"tokenizer.{key}.layout={merged.tokenizer[key].layout!r}; choose one of {list(LAYOUTS)}")
-    from unimodal.tokenizers.anyres_settings import AnyResSettings
-    AnyResSettings.from_config(merged.tokenizer.image.anyres)   # max_tiles and grids checked, naming the key
-    if merged.data.anyres != merged.tokenizer.image.anyres:
-        raise ConfigError("data.anyres follows tokenizer.image.anyres: set tokenizer.image.anyres.* instead")
-    for minimum, keys in AT_LEAST.items():
-        for key in keys:
-            value = OmegaConf.select(merged, key)
-            if value is not None and value < minimum:
-                raise ConfigError(f"{key}={value}: must be at least {minimum}")
-    trainer = merged.trainer
-    if trainer.strategy not in STRATEGIES:
-        raise ConfigError(f"trainer.strategy={trainer.strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    if trainer.num_nodes < 1 or trainer.devices == 0 or trainer.devices < -1 or trainer.timeout_minutes <= 0:
-        raise ConfigError(f"trainer.devices={trainer.devices}, trainer.num_nodes={trainer.num_nodes}, "
-                          f"trainer.timeout_minutes={trainer.timeout_minutes}: devices is a count per node (or -1 for "
-                          f"every GPU), num_nodes at least 1, the timeout positive")
-    from unimodal.model.vision import check_vision_config
-    check_vision_config(merged)
-    from unimodal.sequence import MODALITY_CODES
-    unknown = sorted(set(merged.lm.loss_weights or {}) - set(MODALITY_CODES))
-    if unknown or any(w < 0 for w in (merged.lm.loss_weights or {}).values()):
-        raise ConfigError(f"lm.loss_weights: {dict(merged.lm.loss_weights)} needs weights >= 0 for target "
-                          f"modalities among {list(MODALITY_CODES)} (unknown: {unknown})")
-    return merged
-
-
-def quote_braces(override: str) -> str:
-    """``data.urls=<dir>/{00000..00099}.tar`` as a shell passes it: Hydra's grammar reads braces inside a value as
-    syntax, so such a value is quoted (a value that is itself a dict, a list or already quoted is left alone)."""
-    key, sep, value = override.partition("=")
-    if not sep or "{" not in value or value[:1] in "{['\"" or "${" in value:
-        return override
-    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def available(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def compose(overrides: list[str] | None = None, config_name: str = "config",
-            validate_schema: bool = True) -> DictConfig:
-    """Compose the real config tree (what entry points and tests use), as one validated config."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-
-    overrides = [quote_braces(override) for override in overrides or []]
-    for override in overrides:
-        key, _, value = override.partition("=")
-        group = key.lstrip("+~")
-        if (CONF_DIR / group).is_dir() and value and not value.startswith("["):
-            options = available(group)
-            if value not in options and value != "null":
-                raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(options)}")
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(_one_line(err)) from None
-    finally:
-        GlobalHydra.instance().clear()
-    return validate(cfg) if validate_schema else cfg

@@ -16,17 +16,16 @@ import numpy as np
 import torch
 
 from unimodal.errors import UnimodalError, VocabularyMismatch
-from unimodal.feature_spans import FeatureImage, feature_image
+from unimodal.feature_spans import FeatureImage
 from unimodal.media import (
     fit_clip,
-    images_to_tensor,
     tensor_to_images,
     tensor_to_videos,
-    to_channels,
     videos_to_tensor,
 )
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.model.vision_input import vision_of
+from unimodal.pipeline.images import codec_for, feature_payload, prompt_image_codes
 from unimodal.run_folder import (
     VOCAB_FILE,
     build_vocab,
@@ -36,7 +35,7 @@ from unimodal.run_folder import (
     read_run_info,
 )
 from unimodal.sequence import Encoded, Segment, SequenceCodec
-from unimodal.tokenizers.anyres import AnyResImage, decode_anyres, encode_anyres, fit_layout, to_canvas
+from unimodal.tokenizers.anyres import AnyResImage, decode_anyres
 from unimodal.tokenizers.base import ModalityTokenizer
 from unimodal.vocab import CLOSERS, OPENERS, Vocabulary
 
@@ -156,55 +155,20 @@ class Pipeline:
                             f"in a run with modalities {sorted(self.tokenizers)}")
 
     def prompt_image_codes(self, image: np.ndarray) -> np.ndarray | AnyResImage:
-        """A prompt image (uint8 ``[H, W, C]``) -> its codes, aspect ratio kept: AnyRes tiles and thumbnail when the
-        run has AnyRes, else scaled into the tokenizer's square and padded centred (black, as AnyRes pads), never
-        stretched."""
-        tokenizer = self._tokenizer("image")
-        array = np.asarray(image, dtype=np.uint8)[None]
-        array = to_channels(array[..., :3] if array.shape[-1] == 4 else array, int(getattr(tokenizer, "channels", 3)))
-        picture = images_to_tensor(array)[0]    # [C, H, W] in [0, 1]
-        settings = self.codec.anyres_settings
-        if settings is not None:
-            return encode_anyres(tokenizer, picture, settings.max_tiles, 0.0, settings.grids)
-        size = int(tokenizer.image_size)
-        square = to_canvas(picture, fit_layout(picture.shape[1], picture.shape[2], 1, 1, size))
-        return tokenizer.encode(square[None].to(self._device("image")))[0].cpu().numpy()
+        """A prompt image's codes, aspect ratio kept (:func:`~unimodal.pipeline.images.prompt_image_codes`)."""
+        return prompt_image_codes(self._tokenizer("image"), self.codec.anyres_settings, image, self._device("image"))
 
     def at_image_size(self, size: tuple[int, int] | None) -> Pipeline:
         """A view of this pipeline whose generated images are all ``size`` = (height, width): with AnyRes, the
         tile grid that size asks for, which the constrained decoder holds to, decoded at exactly that size."""
         view = copy.copy(self)
-        view.codec, view.image_size = self.codec_for(size), None if size is None else (int(size[0]), int(size[1]))
+        view.codec = codec_for(self.codec, self.tokenizers, size)
+        view.image_size = None if size is None else (int(size[0]), int(size[1]))
         return view
 
-    def codec_for(self, size: tuple[int, int] | None) -> SequenceCodec:
-        """The codec that generates images of ``size`` = (height, width): AnyRes runs fix the tile grid that fits
-        it best; other runs generate their tokenizer's square only."""
-        settings = self.codec.anyres_settings
-        if size is None:
-            return self.codec.with_image_tiles(None) if settings is not None else self.codec
-        height, width = int(size[0]), int(size[1])
-        if height < 1 or width < 1:
-            raise UnimodalError(f"image size {width}x{height}: both sides must be positive, like size=64x32")
-        if "image" not in self.tokenizers:
-            raise UnimodalError(f"an image size was asked for, but this run has no images ({sorted(self.tokenizers)})")
-        tile = int(self._tokenizer("image").image_size)
-        if settings is not None:
-            return self.codec.with_image_tiles(settings.grid_for(height, width, tile))
-        if (height, width) != (tile, tile):
-            raise UnimodalError(f"size={width}x{height}: this run generates {tile}x{tile} images only; train with "
-                                f"tokenizer.image.anyres.max_tiles=4 for other sizes and aspect ratios")
-        return self.codec
-
     def feature_payload(self, image: np.ndarray, codes: Any = None) -> FeatureImage:
-        """One uint8 ``[H, W, C]`` image as the crops this run's encoder reads (AnyRes tiles when it was trained so);
-        ``codes``: its tokens, for where it is an answer. Channels are checked by the encoder's processor step."""
-        vision = vision_of(self.model)
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3:
-            raise UnimodalError(f"an image prompt is uint8 [H, W, C]; got {image.dtype} of shape {image.shape}")
-        vision.encoder.to_channels(image)  # refuses a channel count the encoder cannot read, now rather than later
-        return feature_image(image, vision.crop_size, vision.anyres_max_tiles, codes)
+        """One image as the crops this run's encoder reads (:func:`~unimodal.pipeline.images.feature_payload`)."""
+        return feature_payload(vision_of(self.model), image, codes)
 
     def pixel_values(self, prompts: list[Encoded]) -> torch.Tensor | None:
         """The processed pixels of every image ``prompts`` read as features, in order (None when there are none)."""
