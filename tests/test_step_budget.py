@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from unimodal.config import available, compose
-from unimodal.training import run
+from unimodal.training import accelerator, run
 from unimodal.training.tokenizer_module import clock_cap
 
 
@@ -38,18 +38,18 @@ def test_precision_does_not_depend_on_the_cpu(monkeypatch):
     cfg = compose([])
     settings = []
     for native in (True, False):
-        monkeypatch.setattr(run, "cpu_has_native_bf16", lambda native=native: native)
-        settings.append((run.trainer_kwargs(cfg.trainer, lm=True), run.trainer_kwargs(cfg.trainer)))
+        monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda native=native: native)
+        settings.append((accelerator.trainer_kwargs(cfg.trainer, lm=True), accelerator.trainer_kwargs(cfg.trainer)))
     assert settings[0] == settings[1]
     assert settings[0][0]["precision"] == "bf16-mixed" and settings[0][1]["precision"] == "32-true"
 
 
 def test_auto_precision_is_still_there_when_asked(monkeypatch):
     cfg = compose(["trainer=cpu", "trainer.precision=auto"])
-    monkeypatch.setattr(run, "cpu_has_native_bf16", lambda: False)
-    assert run.trainer_kwargs(cfg.trainer, lm=True)["precision"] == "32-true"
-    monkeypatch.setattr(run, "cpu_has_native_bf16", lambda: True)
-    assert run.trainer_kwargs(cfg.trainer, lm=True)["precision"] == "bf16-mixed"
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: False)
+    assert accelerator.trainer_kwargs(cfg.trainer, lm=True)["precision"] == "32-true"
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: True)
+    assert accelerator.trainer_kwargs(cfg.trainer, lm=True)["precision"] == "bf16-mixed"
 
 
 def test_a_clock_cap_renames_a_tokenizer_and_none_keeps_the_name():

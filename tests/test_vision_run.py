@@ -80,14 +80,14 @@ def test_the_export_of_a_features_run_loads_with_the_same_logits(features_run, t
 
 
 def test_evaluate_scores_a_features_run_and_a_mismatched_resume_is_refused(features_run):
+    from unimodal.commands.evaluate import parse_run_options
     from unimodal.config import compose
     from unimodal.errors import UnimodalError
     from unimodal.eval.world.run import evaluate_run
     from unimodal.training.run import train
 
-    options = {"run": str(features_run), "out": None, "compare": None, "samples": 2, "lm_samples": 2,
-               "vqa_scenes": 2, "batch_size": 8, "seed": 0, "cfg_scale": 3.0, "directions": None, "progress": False,
-               "device": "cpu"}
+    options = parse_run_options([f"run={features_run}", "samples=2", "lm_samples=2", "vqa_scenes=2", "batch_size=8",
+                                 "seeds=1", "controls=false", "progress=false", "device=cpu"])
     metrics = evaluate_run(options)
     assert set(metrics["directions"]) == {"text->image", "image->text"}
     assert "image" in metrics["lm_bits_per_token"]["seen"] and "visual" in metrics["vqa"]["seen"]
