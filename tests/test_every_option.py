@@ -20,7 +20,10 @@ from tests.test_config_list import groups
 from unimodal.config import compose
 
 OPTIONS = [(group, option) for group, options in groups().items() for option in sorted(options)]
-GPU_ONLY = {("trainer", "gpu"): "trainer=gpu needs a CUDA device"}
+GPU_ONLY = {("trainer", "gpu"): "trainer=gpu needs a CUDA device",
+            ("trainer", "ddp"): "trainer=ddp spreads over every GPU of a node (tests/test_ddp.py runs DDP on CPU)",
+            ("trainer", "fsdp"): "trainer=fsdp shards over GPUs (refused on a CPU)",
+            ("experiment", "gpu_base"): "experiment=gpu_base is a GPU recipe"}
 
 
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -40,6 +43,8 @@ class Assets:
     folder: Path
     chat: Path
     source: Path
+    clip: Path
+    tars: str
 
 
 def _assets(root: Path) -> Assets:
@@ -47,7 +52,9 @@ def _assets(root: Path) -> Assets:
     from PIL import Image
 
     from tests.test_chat_data import write_llava_file
+    from tests.test_webdataset import write_tars
     from tests.tiny_llm import save_tiny_llm
+    from tests.tiny_pipeline import save_tiny_clip
     from unimodal.training.run import train
 
     llm = save_tiny_llm(root / "llm")
@@ -76,11 +83,14 @@ def _assets(root: Path) -> Assets:
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     chat, _, _ = write_llava_file(root / "chat")
     source = train(compose(smoke_overrides(root, f"run_dir={root}/source")))   # also the default tokenizers
-    return Assets(root, llm, root / "vq", root / "encodec.th", folder, chat, source)
+    (root / "tars").mkdir()
+    return Assets(root, llm, root / "vq", root / "encodec.th", folder, chat, source,
+                  save_tiny_clip(root / "clip", image_size=32), write_tars(root / "tars"))
 
 
 def companions(group: str, option: str, a: Assets) -> list[str]:
     align = ["model=from_pretrained", f"model.pretrained={a.llm}", "tokenizer/text=pretrained", "modality=image"]
+    features = ["modality=image", "model.vision_input=features"]   # encoder and projector serve this path only
     table = {
         ("model", "from_pretrained"): ["stage=align", *align],
         ("model", "base"): ["lm.max_steps=2", "lm.batch_size=4"],
@@ -88,8 +98,6 @@ def companions(group: str, option: str, a: Assets) -> list[str]:
                              "lm.checkpoint_every_steps=1"],
         ("stage", "align"): align,
         ("tokenizer/text", "pretrained"): [f"tokenizer.text.path={a.llm}", "modality=image"],
-        # An image position holds one code until residual codes reach the LM: rvq runs stage 0 alone.
-        ("tokenizer/image", "rvq"): ["stage=tokenizers"],
         ("tokenizer/image", "pretrained"): [f"tokenizer.image.path={a.vq}", "modality=image"],
         ("tokenizer/audio", "encodec_speech"): ["modality=audio", "model.context_length=512"],
         ("tokenizer/audio", "encodec_pretrained"): [f"tokenizer.audio.path={a.encodec}", "modality=audio",
@@ -102,6 +110,12 @@ def companions(group: str, option: str, a: Assets) -> list[str]:
         ("data", "speech"): ["modality=audio"],
         ("data", "moving_fashion_mnist"): ["modality=video", "data.num_test=8", "model.context_length=512"],
         ("data", "chat"): ["stage=instruct", f"init_from={a.source}", f"data.path={a.chat}"],
+        ("data", "webdataset"): ["modality=image", f"data.urls={a.tars}"],
+        ("encoder", "pretrained"): [*features, f"encoder.path={a.clip}"],
+        ("encoder", "trained"): features,
+        ("projector", "linear"): features,
+        ("projector", "mlp"): features,
+        ("projector", "qformer"): features,
     }
     return table.get((group, option), [])
 
