@@ -273,7 +273,8 @@ def test_evaluate_defaults_to_the_recorded_data(tiny_folder, fake_images, tmp_pa
     (["task=tokenizer", "tokenizer={empty}"], "not a loadable tokenizer"),
     (["task=lm", "tokenizer={folder}"], "task='lm' is not a task; choose one of: tokenizer"),
     (["tokenizer={folder}"], "task= is required"),
-    (["task=tokenizer", "tokenizer={folder}", "num_images=many"], "could not be converted to Integer (config key: num_images)"),
+    (["task=tokenizer", "tokenizer={folder}", "num_images=many"],
+     "could not be converted to Integer (config key: num_images)"),
     (["task=tokenizer", "tokenizer={folder}", "colour=red"], "unknown option 'colour'"),
     (["task=tokenizer", "tokenizer={folder}", "data=nope"], "unknown data 'nope'"),
 ])
