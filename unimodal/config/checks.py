@@ -73,6 +73,9 @@ def validate(cfg: DictConfig) -> DictConfig:
                           f"every GPU), num_nodes at least 1, the timeout positive")
     from unimodal.model.vision import check_vision_config
     check_vision_config(merged)
+    if merged.model.vision_input == "features" and trainer.strategy == "fsdp":
+        raise ConfigError("model.vision_input=features with trainer.strategy=fsdp: the projector is not sharded; "
+                          "use trainer.strategy=ddp (or auto)")
     from unimodal.sequence import MODALITY_CODES
     unknown = sorted(set(merged.lm.loss_weights or {}) - set(MODALITY_CODES))
     if unknown or any(w < 0 for w in (merged.lm.loss_weights or {}).values()):
