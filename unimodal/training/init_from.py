@@ -35,6 +35,9 @@ from unimodal.vocab import Vocabulary
 
 SHAPE_KEYS = {"image_grid": "the image tokenizer's grid", "audio_frames": "data.sample_rate x data.audio_seconds",
               "video_grid": "the video tokenizer's grid"}
+# What run.json records of the media (training/run.py media_shapes) that a run started from another takes over: the
+# shapes checked above, and the image layout and AnyRes settings, which follow that run's tokenizers.
+TAKEN_OVER = (*SHAPE_KEYS, "image_layout", "image_anyres")
 
 
 @dataclass
@@ -95,6 +98,11 @@ def adopt_settings(cfg: DictConfig, source: SourceRun) -> None:
           + ", ".join(f"{m} {t['kind']}" for m, t in source.info["tokenizers"].items())
           + f"; model {source.config.model.get('name')}); tokenizer/* and model= of this config are not used",
           flush=True)
+
+
+def source_shapes(source: SourceRun) -> dict[str, Any]:
+    """The media shapes that run trained on (chat data: images fitted to its tokenizer)."""
+    return {key: source.info[key] for key in TAKEN_OVER if key in source.info}
 
 
 def check_shapes(source: SourceRun, shapes: dict[str, Any]) -> None:

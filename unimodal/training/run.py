@@ -190,10 +190,6 @@ def media_shapes(tokenizers: dict[str, ModalityTokenizer], cfg: Any) -> dict[str
     return shapes
 
 
-# What run.json records of the media (media_shapes), which a run started from another (init_from) takes over.
-SOURCE_SHAPE_KEYS = ("image_grid", "image_layout", "image_anyres", "audio_frames", "video_grid")
-
-
 # --- the run -----------------------------------------------------------------------------
 def resolve_run_dir(cfg: DictConfig) -> Path:
     return run_dir_for(cfg)
@@ -210,7 +206,14 @@ def train(cfg: DictConfig) -> Path | None:
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     media = list(cfg.modality.media)
-    from unimodal.training.init_from import adopt_settings, check_data_size, check_shapes, read_source, start_from
+    from unimodal.training.init_from import (
+        adopt_settings,
+        check_data_size,
+        check_shapes,
+        read_source,
+        source_shapes,
+        start_from,
+    )
     source = read_source(cfg)  # init_from: the earlier run whose model and tokenizers stage=instruct tunes
     chat = cfg.data.name == "chat"  # a user's conversations (stage=instruct on an earlier run), not paired samples
     if source is not None:
@@ -256,7 +259,7 @@ def train(cfg: DictConfig) -> Path | None:
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg)
         if source is not None:  # the shapes that run trained on (chat data: images fitted to its tokenizer)
-            shapes = {k: source.info[k] for k in SOURCE_SHAPE_KEYS if k in source.info}
+            shapes = source_shapes(source)
             if not chat:
                 check_shapes(source, media_shapes(tokenizers, cfg))
         if encoder is not None:  # images read as features: the encoder, its fingerprint and the span layout
