@@ -100,6 +100,21 @@ def test_generate_schema_matches_its_yaml():
     assert list(checked.output) == ["text", "image"] and checked.fast == "true"
 
 
+@pytest.mark.parametrize("yaml_name, schemas", [("evaluate", ["evaluate", "evaluate_tokenizer"]),
+                                                 ("export", ["export"]), ("make_shards", ["make_shards"])])
+def test_every_schema_option_is_a_key_of_its_yaml(yaml_name, schemas):
+    """A key the schema checks but the script's YAML lacks is refused by Hydra before the schema sees it (the way
+    ``seeds=`` and ``controls=`` of scripts/evaluate.py once were): every option of the script's schemas is a key."""
+    from dataclasses import fields
+
+    from unimodal.commands.evaluate import TOKENIZER_KEY
+    from unimodal.commands.options import SCHEMAS
+
+    keys = set(yaml.safe_load((ROOT / "conf" / f"{yaml_name}.yaml").read_text())) - {"defaults", "hydra"}
+    named = {TOKENIZER_KEY if f.name == "tokenizer" else f.name for name in schemas for f in fields(SCHEMAS[name])}
+    assert named <= keys, f"conf/{yaml_name}.yaml lacks {sorted(named - keys)}"
+
+
 def test_choices_named_for_validation_are_the_models():
     from unimodal.commands import options as command_config
     from unimodal.model.fast_decode import FAST_CHOICES
