@@ -259,9 +259,9 @@ def train(cfg: DictConfig) -> Path | None:
         _say(f"[run] folder {run_dir} (if stopped, rerun with run_dir={run_dir} to resume)")
         shapes = media_shapes(tokenizers, cfg)
         if source is not None:  # the shapes that run trained on (chat data: images fitted to its tokenizer)
-            shapes = source_shapes(source)
             if not chat:
-                check_shapes(source, media_shapes(tokenizers, cfg))
+                check_shapes(source, shapes)
+            shapes = source_shapes(source)
         if encoder is not None:  # images read as features: the encoder, its fingerprint and the span layout
             from unimodal.training.vision_stage import vision_info
             shapes["vision"] = vision_info(cfg, encoder)
