@@ -1,11 +1,13 @@
 """Generation accuracy of a trained run under the strict judge, at several seeds, with its controls.
 
-    python benchmarks/generation_accuracy.py run=<run dir> [samples=100] [seeds=3] [seed=0] [cfg_scale=3.0]
+    python benchmarks/generation_accuracy.py run=<run dir> [samples=100] [seeds=3] [seed=0] [cfg_scale=<scale>]
         [directions=[text->image,...]] [controls=true] [batch_size=64] [out=<dir>]
 
 The numbers are ``scripts/evaluate.py run=<run dir>``'s (the one scoring engine, unimodal/eval/world): every
 direction of the run on seen and held-out scenes, ``samples`` scenes per split at each of ``seeds`` seeds (each
 seed its own scenes and sampling stream), a hit only when the analyzer reads exactly the requested objects.
+Media are sampled with the evaluation's recipe (unimodal/eval/sampling.py; ``cfg_scale=`` puts one guidance
+scale on every media modality).
 Each score is pooled over the seeds with a 95% Wilson interval, beside its noise and shuffled-prompt controls;
 a bar (unimodal/eval/world/stats.py) is met when the lower bound reaches it. Writes the run's evaluation
 (``<run>/eval`` or ``out=``: report.md, metrics.json, figures) and appends the headline numbers to

@@ -100,6 +100,18 @@ def test_generate_schema_matches_its_yaml():
     assert list(checked.output) == ["text", "image"] and checked.fast == "true"
 
 
+def test_generate_defaults_sample_media_as_the_evaluation_does():
+    """What a user generates (scripts/generate.py, the demo) is sampled as the headline numbers were."""
+    from unimodal.eval.sampling import MEDIA_SAMPLING, default_sampling
+
+    defaults, scored = GenerateConfig(), default_sampling()
+    for modality, (temperature, scale) in MEDIA_SAMPLING.items():
+        assert getattr(defaults.temperature, modality) == temperature == scored.get("temperature", modality)
+        assert getattr(defaults.cfg_scale, modality) == scale == scored.get("cfg_scale", modality)
+    assert scored.get("temperature", "text") == 0.0 and scored.get("cfg_scale", "text") == 1.0   # greedy captions
+    assert default_sampling(cfg_scale=4.0).get("cfg_scale", "image") == 4.0   # evaluate.py cfg_scale= overrides
+
+
 @pytest.mark.parametrize("yaml_name, schemas", [("evaluate", ["evaluate", "evaluate_tokenizer"]),
                                                  ("export", ["export"]), ("make_shards", ["make_shards"])])
 def test_every_schema_option_is_a_key_of_its_yaml(yaml_name, schemas):

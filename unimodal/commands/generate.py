@@ -17,7 +17,7 @@ from unimodal.errors import UnimodalError
 USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>|audio=<wav>|video=<gif>) output=<...>
 
   output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
-  num_samples=4 seed=0 cfg_scale.image=3.0 temperature.image=1.0 top_k.image=0 top_p.image=1.0
+  num_samples=4 seed=0 cfg_scale.image=2.5 temperature.image=0.7 top_k.image=0 top_p.image=1.0
   cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
   size=64x32 (WIDTHxHEIGHT) or aspect=2:1 (WIDTH:HEIGHT): generated images of that size or shape (AnyRes runs)
   out_dir=<folder> (default: <run>/samples)

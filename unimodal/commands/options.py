@@ -32,18 +32,19 @@ DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # --- scripts/generate.py --------------------------------------------------------------------
 @dataclass
 class CfgScale:
-    """Classifier-free guidance scale per output modality (1.0 = off)."""
+    """Classifier-free guidance scale per output modality (1.0 = off); image and audio, with their temperatures,
+    are the evaluation's recipe (unimodal/eval/sampling.py MEDIA_SAMPLING)."""
     text: float = 1.0
-    image: float = 3.0
-    audio: float = 3.0
+    image: float = 2.5
+    audio: float = 2.0
     video: float = 3.0
 
 
 @dataclass
 class Temperature:
     text: float = 0.7
-    image: float = 1.0
-    audio: float = 1.0
+    image: float = 0.7
+    audio: float = 0.7
     video: float = 1.0
 
 
@@ -111,7 +112,7 @@ class EvaluateConfig:
     seed: int = 0                      # the first seed; seeds=3 scores seed, seed+1, seed+2
     seeds: int = 3                     # each its own scenes and sampling; the score pools them (Wilson interval)
     controls: bool = True              # false: skip the noise generations (shuffled prompts are always judged)
-    cfg_scale: float = 3.0
+    cfg_scale: float | None = None     # null: the evaluation's recipe per modality (unimodal/eval/sampling.py)
     directions: list[str] | None = None
     progress: bool = True
     device: str = "auto"

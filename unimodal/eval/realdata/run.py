@@ -13,11 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from unimodal.errors import DataError
+from unimodal.eval.sampling import recipe_text
 
 KEY = "fid_inception"   # the standard FID's entry in metrics.json
 
 
-def generate_images(pipe: Any, captions: list[str], batch_size: int, cfg_scale: float, seed: int,
+def generate_images(pipe: Any, captions: list[str], batch_size: int, cfg_scale: float | None, seed: int,
                     progress: bool = True) -> np.ndarray:
     """One image per caption, ``batch_size`` captions per ``generate_ids`` call."""
     from unimodal.eval.sampling import sampling_for
@@ -139,9 +140,10 @@ def write_real_report(metrics: dict[str, Any], path: Path) -> None:
     clip = metrics["clip_style"]
     lines = [f"# Evaluation of `{metrics['run']}` (data={metrics['data']})", "",
              f"{metrics['date']}; text->image on {metrics['samples']} test captions, seed {metrics['seed']}, "
-             f"cfg_scale {metrics['cfg_scale']}; {metrics['seconds']:.0f} s. No exact analyzer exists for real "
-             "images, and no pretrained CLIP or Inception network can be downloaded here, so both judges below are "
-             f"small CNNs trained for {metrics['judge_steps']} steps by this command (the standard FID, at the end, "
+             f"{recipe_text(metrics['cfg_scale'], ('image',))}; {metrics['seconds']:.0f} s. No exact analyzer "
+             "exists for real images, and no pretrained CLIP or Inception network can be downloaded here, so both "
+             f"judges below are small CNNs trained for {metrics['judge_steps']} steps by this command (the standard "
+             "FID, at the end, "
              "needs Inception weights given as a file).", "",
              "## CLIP-style score (a contrastive model trained on this dataset's own captions)", "",
              "| images | score |", "|---|---|",

@@ -51,7 +51,8 @@ def noise_media(world: Any, modality: str, count: int, seed: int) -> list[np.nda
     return noise_sounds(rng, count, world.config.sample_rate, world.config.audio_seconds)
 
 
-def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3.0, seed: int = 0) -> Producer:
+def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
+                     seed: int = 0) -> Producer:
     """Generations of ``direction`` when the information is noise: noise prompts for a media source, noise outputs
     for a text source (see the module's doc)."""
     from unimodal.pipeline import Generation

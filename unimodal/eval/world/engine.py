@@ -147,7 +147,8 @@ def _media_batch(media: list[np.ndarray], modality: str) -> torch.Tensor:
 Producer = Callable[[list[EvalScene], int], list[Any]]  # scenes, batch offset -> one Generation per scene
 
 
-def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float = 3.0, seed: int = 0) -> Producer:
+def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
+                     seed: int = 0) -> Producer:
     """Generations of ``direction`` by a run's model: all prompts of a batch in one ``generate_ids`` call."""
     source, _, target = direction.partition("->")
     sampling = sampling_for(pipe, target, cfg_scale)
