@@ -167,18 +167,18 @@ class StageTraining:
     """What every LM training stage is given (``lm.*`` pretraining, ``instruct.*`` tuning): its budget, the
     optimizer (AdamW; unimodal/training/lm_module.py) and its warm-up and cosine schedule, how often it validates
     and checkpoints, and how often it drops the condition (classifier-free guidance)."""
-    max_steps: int = 1300
+    max_steps: int = 2500
     max_minutes: float | None = None   # opt-in wall-clock cap; None: the step budget alone
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 50
+    warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     cond_drop_prob: float = 0.1
     loss_weights: dict[str, float] | None = None   # per target modality (text, image, audio, ...); unlisted: 1
-    val_every_steps: int = 250
-    checkpoint_every_steps: int = 100
+    val_every_steps: int = 500
+    checkpoint_every_steps: int = 250
 
 
 @dataclass
