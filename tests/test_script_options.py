@@ -109,7 +109,9 @@ def test_generate_defaults_sample_media_as_the_evaluation_does():
         assert getattr(defaults.temperature, modality) == temperature == scored.get("temperature", modality)
         assert getattr(defaults.cfg_scale, modality) == scale == scored.get("cfg_scale", modality)
     assert scored.get("temperature", "text") == 0.0 and scored.get("cfg_scale", "text") == 1.0   # greedy captions
-    assert default_sampling(cfg_scale=4.0).get("cfg_scale", "image") == 4.0   # evaluate.py cfg_scale= overrides
+    overridden = default_sampling(cfg_scale=4.0, temperature=1.0)   # evaluate.py cfg_scale= temperature=
+    assert [overridden.get(knob, m) for knob in ("cfg_scale", "temperature") for m in ("image", "audio")] == [4.0, 4.0,
+                                                                                                          1.0, 1.0]
 
 
 @pytest.mark.parametrize("yaml_name, schemas", [("evaluate", ["evaluate", "evaluate_tokenizer"]),

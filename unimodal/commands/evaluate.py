@@ -23,8 +23,9 @@ USAGE = """usage: python scripts/evaluate.py run=<run dir> [samples=100] [key=va
   shuffled prompts, and noise (noise inputs for directions from media, noise outputs for directions from text;
   controls=false skips the noise generations). A bar is met when the interval's lower bound reaches it.
   samples=100 (scenes per split, direction and seed)  lm_samples=100 (scenes per split for bits per token; 0 = off)
-  vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  seeds=3  controls=true  cfg_scale=2.5 (default: the recipe)
-  directions=[text->image,...]
+  vqa_scenes=100 (instruct runs)  batch_size=64  seed=0  seeds=3  controls=true  directions=[text->image,...]
+  cfg_scale=2.5 temperature=1.0: one guidance scale / temperature for every media output (default: the recipe
+  per modality, unimodal/eval/sampling.py)
   Runs on real images (data=clipart|fashion_mnist|folder): text->image on test captions, judged by a CLIP-style
   score (a small contrastive model trained here on the dataset's captions) and an FD on Fashion-MNIST
   classifier features; judge_steps=400 (training steps of each judge). inception=<file>: also the standard FID

@@ -113,6 +113,7 @@ class EvaluateConfig:
     seeds: int = 3                     # each its own scenes and sampling; the score pools them (Wilson interval)
     controls: bool = True              # false: skip the noise generations (shuffled prompts are always judged)
     cfg_scale: float | None = None     # null: the evaluation's recipe per modality (unimodal/eval/sampling.py)
+    temperature: float | None = None   # media sampling temperature; null: the recipe's per modality
     directions: list[str] | None = None
     progress: bool = True
     device: str = "auto"
@@ -252,7 +253,7 @@ def validate_evaluate(cfg: Any) -> DictConfig:
     if merged.compare is not None and not merged.compare:
         raise ConfigError("compare=[runA,runB,...]: name at least one run folder")
     at_least(merged, 1, "samples", "seeds", "batch_size", "judge_steps")
-    at_least(merged, 0, "lm_samples", "vqa_scenes", "seed", "cfg_scale")
+    at_least(merged, 0, "lm_samples", "vqa_scenes", "seed", "cfg_scale", "temperature")
     for direction in merged.directions or []:
         parts = direction.split("->")
         if len(parts) != 2 or any(p not in OUTPUTS for p in parts):

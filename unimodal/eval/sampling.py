@@ -40,8 +40,10 @@ def sampling_for(pipe: Any, target: str, cfg_scale: float | None = None,
     return sampling
 
 
-def recipe_text(cfg_scale: float | None, media: tuple[str, ...] = tuple(MEDIA_SAMPLING)) -> str:
-    """How an evaluation sampled ``media`` (``cfg_scale``: its override of every guidance scale), for reports."""
+def recipe_text(cfg_scale: float | None, media: tuple[str, ...] = tuple(MEDIA_SAMPLING),
+                temperature: float | None = None) -> str:
+    """How an evaluation sampled ``media`` (``cfg_scale``, ``temperature``: its overrides of every media
+    modality's), for reports."""
     pairs = {m: MEDIA_SAMPLING.get(m, PLAIN_SAMPLING) for m in media}
-    return "; ".join(f"{m} at temperature {t}, cfg_scale {c if cfg_scale is None else cfg_scale}"
-                     for m, (t, c) in pairs.items())
+    return "; ".join(f"{m} at temperature {t if temperature is None else temperature}, "
+                     f"cfg_scale {c if cfg_scale is None else cfg_scale}" for m, (t, c) in pairs.items())

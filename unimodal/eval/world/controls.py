@@ -52,7 +52,7 @@ def noise_media(world: Any, modality: str, count: int, seed: int) -> list[np.nda
 
 
 def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
-                     seed: int = 0) -> Producer:
+                   seed: int = 0, temperature: float | None = None) -> Producer:
     """Generations of ``direction`` when the information is noise: noise prompts for a media source, noise outputs
     for a text source (see the module's doc)."""
     from unimodal.pipeline import Generation
@@ -66,7 +66,7 @@ def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | Non
             return [Generation(ids=np.zeros(0, np.int64), segments=[], **{field: [m]}) for m in media]
 
         return replace_outputs
-    sampling = sampling_for(pipe, target, cfg_scale)
+    sampling = sampling_for(pipe, target, cfg_scale, temperature)
 
     def from_noise(scenes: list[Any], start: int) -> list[Any]:
         prompts = media_prompts(pipe, noise_media(world, source, len(scenes), seed + start), source)

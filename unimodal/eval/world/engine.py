@@ -148,10 +148,10 @@ Producer = Callable[[list[EvalScene], int], list[Any]]  # scenes, batch offset -
 
 
 def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
-                     seed: int = 0) -> Producer:
+                     seed: int = 0, temperature: float | None = None) -> Producer:
     """Generations of ``direction`` by a run's model: all prompts of a batch in one ``generate_ids`` call."""
     source, _, target = direction.partition("->")
-    sampling = sampling_for(pipe, target, cfg_scale)
+    sampling = sampling_for(pipe, target, cfg_scale, temperature)
 
     def produce(scenes: list[EvalScene], start: int) -> list[Any]:
         prompts = prompt_ids(pipe, world, scenes, source)

@@ -56,7 +56,8 @@ def write_report(metrics: dict[str, Any], pictures: list[tuple[str, str]], path:
     lines = [f"# Evaluation of `{metrics['run']}`", "",
              f"{metrics['date']}; {metrics['samples_per_split']} scenes per split and direction at each of "
              f"{len(seeds)} seeds ({', '.join(map(str, seeds))}: each seed draws its own scenes and samples), "
-             f"{recipe_text(metrics['cfg_scale'])}; {metrics['seconds']:.0f} s.", "",
+             f"{recipe_text(metrics['cfg_scale'], temperature=metrics.get('temperature'))}; "
+             f"{metrics['seconds']:.0f} s.", "",
              "Every score is the hits of all seeds pooled, with a 95% Wilson interval and each seed's value. "
              "A hit is strict: the analyzer reads exactly the requested objects, in order, and nothing else "
              "(`exact`; `single_exact` on one-object requests). Beside each score, two chance rates measured in "
