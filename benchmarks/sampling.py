@@ -6,9 +6,10 @@
 For every (temperature, cfg_scale) the run generates each direction's seen one-object requests, and the strict
 judge scores them as ``scripts/evaluate.py`` does (``single_exact``: exactly one object, of the asked colour and
 shape), pooled over ``seeds`` seeds with a 95% Wilson interval, beside the shuffled-prompt control (each output
-judged against the next request, another colour). The scenes are drawn from seeds ``TUNING_SEED + i``, never the
-ones ``scripts/evaluate.py`` scores (seeds 0, 1, 2 by default), so choosing the recipe here does not fit it to the
-reported scenes. The chosen recipe is unimodal/eval/sampling.py's ``MEDIA_SAMPLING`` (marked in the table).
+judged against another request, as the evaluation's control is). The scenes are drawn from seeds
+``TUNING_SEED + i``, never the ones ``scripts/evaluate.py`` scores (seeds 0, 1, 2 by default), so choosing the
+recipe here does not fit it to the reported scenes. The chosen recipe is unimodal/eval/sampling.py's
+``MEDIA_SAMPLING`` (marked in the table).
 
 Appends the numbers to ``benchmarks/results/sampling-<commit>.json``.
 """
@@ -30,30 +31,26 @@ def _list(text: str, kind: type) -> list[Any]:
 
 def score_setting(pipe: Any, world: Any, direction: str, temperature: float, cfg_scale: float, scenes: int,
                   seeds: int, batch_size: int) -> dict[str, Any]:
-    """Seen one-object ``single_exact`` hits of one setting, per seed and pooled, with the shuffled control."""
-    from unimodal.eval.sampling import sampling_for
-    from unimodal.eval.world.engine import prompt_ids, read_output
+    """Seen one-object ``single_exact`` of one setting, per seed and pooled, with its shuffled-prompt control: the
+    evaluation's own producer, judge and control (unimodal/eval/world), on the tuning scenes."""
+    from unimodal.eval.world.controls import shuffled
+    from unimodal.eval.world.engine import batched_producer, score_direction
     from unimodal.eval.world.stats import summary
     from unimodal.eval.world.suite import categories, make_scenes
 
-    target = direction.partition("->")[2]
-    sampling = sampling_for(pipe, target, cfg_scale, temperature)
-    per_seed, hits, shuffled, total = [], 0, 0, 0
+    per_seed, hits, total, control = [], 0, 0, [0, 0]
     for index in range(seeds):
         seed = TUNING_SEED + index
         singles = [s for s in make_scenes(world, "seen", scenes, seed=seed) if len(s.want) == 1]
-        found = []
-        for start in range(0, len(singles), batch_size):
-            chunk = singles[start:start + batch_size]
-            new_ids = pipe.generate_ids(prompt_ids(pipe, world, chunk, "text"), [target], sampling,
-                                        seed=seed * 100_000 + start)
-            found += [read_output(pipe.decode(ids), target, world.config.sample_rate) for ids in new_ids]
-        seed_hits = sum(categories(s.want, f)["single_exact"][0] for s, f in zip(singles, found, strict=True))
-        nexts = singles[1:] + singles[:1]
-        shuffled += sum(categories(n.want, f)["single_exact"][0] for n, f in zip(nexts, found, strict=True))
-        per_seed.append(round(seed_hits / max(1, len(singles)), 3))
-        hits, total = hits + seed_hits, total + len(singles)
-    return {**summary(hits, total), "per_seed": per_seed, "shuffled": round(shuffled / max(1, total), 3)}
+        result = score_direction(batched_producer(pipe, world, direction, cfg_scale, seed, temperature), world,
+                                 direction, singles, batch_size=batch_size, sample_rate=pipe.sample_rate,
+                                 progress=False, keep_media=0)
+        cell = result.metrics()["seen"]["single_exact"]
+        other = shuffled(result, categories, seed)["seen"]["single_exact"]
+        per_seed.append(round(cell["accuracy"], 3))
+        hits, total = hits + cell["hits"], total + cell["total"]
+        control = [control[0] + other["hits"], control[1] + other["total"]]
+    return {**summary(hits, total), "per_seed": per_seed, "shuffled": round(control[0] / max(1, control[1]), 3)}
 
 
 def main(argv: list[str]) -> None:
