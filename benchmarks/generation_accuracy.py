@@ -1,13 +1,14 @@
 """Generation accuracy of a trained run under the strict judge, at several seeds, with its controls.
 
     python benchmarks/generation_accuracy.py run=<run dir> [samples=100] [seeds=3] [seed=0] [cfg_scale=<s>]
-        [temperature=<t>] [directions=[text->image,...]] [controls=true] [batch_size=64] [out=<dir>]
+        [temperature=<t>] [rerank=<n>] [directions=[text->image,...]] [controls=true] [batch_size=64] [out=<dir>]
 
 The numbers are ``scripts/evaluate.py run=<run dir>``'s (the one scoring engine, unimodal/eval/world): every
 direction of the run on seen and held-out scenes, ``samples`` scenes per split at each of ``seeds`` seeds (each
 seed its own scenes and sampling stream), a hit only when the analyzer reads exactly the requested objects.
 Media are sampled with the evaluation's recipe (unimodal/eval/sampling.py); ``cfg_scale=`` and ``temperature=``
-put one guidance scale or temperature on every media modality.
+put one guidance scale or temperature on every media modality; ``rerank=<n>`` keeps the best of ``n`` answers by
+the inverse direction (unimodal/pipeline/rerank.py).
 Each score is pooled over the seeds with a 95% Wilson interval, beside its noise and shuffled-prompt controls;
 a bar (unimodal/eval/world/stats.py) is met when the lower bound reaches it. Writes the run's evaluation
 (``<run>/eval`` or ``out=``: report.md, metrics.json, figures) and appends the headline numbers to
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> None:
     write_record("generation_accuracy", {
         "run": str(options["run"]), "recipe": run_summary(Path(options["run"])), "seeds": metrics["seeds"],
         "samples_per_split": metrics["samples_per_split"], "cfg_scale": metrics["cfg_scale"],
-        "temperature": metrics["temperature"],
+        "temperature": metrics["temperature"], "rerank": metrics["rerank"],
         "directions": headline(metrics), "bars": metrics["bars"], "evaluation_seconds": metrics["seconds"]},
         ROOT, argv, started)
 

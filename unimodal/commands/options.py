@@ -114,6 +114,7 @@ class EvaluateConfig:
     controls: bool = True              # false: skip the noise generations (shuffled prompts are always judged)
     cfg_scale: float | None = None     # null: the evaluation's recipe per modality (unimodal/eval/sampling.py)
     temperature: float | None = None   # media sampling temperature; null: the recipe's per modality
+    rerank: int = 1                    # best of this many answers by the inverse direction (1 = plain generation)
     directions: list[str] | None = None
     progress: bool = True
     device: str = "auto"
@@ -252,7 +253,7 @@ def validate_evaluate(cfg: Any) -> DictConfig:
         raise ConfigError("run=<run dir> or compare=[runA,runB] is required")
     if merged.compare is not None and not merged.compare:
         raise ConfigError("compare=[runA,runB,...]: name at least one run folder")
-    at_least(merged, 1, "samples", "seeds", "batch_size", "judge_steps")
+    at_least(merged, 1, "samples", "seeds", "batch_size", "judge_steps", "rerank")
     at_least(merged, 0, "lm_samples", "vqa_scenes", "seed", "cfg_scale", "temperature")
     for direction in merged.directions or []:
         parts = direction.split("->")

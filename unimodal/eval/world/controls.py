@@ -19,6 +19,7 @@ import numpy as np
 
 from unimodal.data.synthetic.noise import noise_clips, noise_images, noise_sounds
 from unimodal.eval.world.engine import DirectionResult, Producer, media_prompts, sampling_for
+from unimodal.pipeline.rerank import rerank_ids
 
 Judge = Callable[[list, list], dict[str, tuple[int, int]]]
 
@@ -52,7 +53,7 @@ def noise_media(world: Any, modality: str, count: int, seed: int) -> list[np.nda
 
 
 def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
-                   seed: int = 0, temperature: float | None = None) -> Producer:
+                   seed: int = 0, temperature: float | None = None, rerank: int = 1) -> Producer:
     """Generations of ``direction`` when the information is noise: noise prompts for a media source, noise outputs
     for a text source (see the module's doc)."""
     from unimodal.pipeline import Generation
@@ -70,7 +71,7 @@ def noise_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | Non
 
     def from_noise(scenes: list[Any], start: int) -> list[Any]:
         prompts = media_prompts(pipe, noise_media(world, source, len(scenes), seed + start), source)
-        new_ids = pipe.generate_ids(prompts, [target], sampling, seed=seed + start)
+        new_ids = rerank_ids(pipe, prompts, target, sampling, rerank, seed=seed + start)  # decoded as scenes are
         return [pipe.decode(ids) for ids in new_ids]
 
     return from_noise

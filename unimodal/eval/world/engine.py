@@ -28,6 +28,7 @@ from unimodal.eval.sampling import sampling_for
 from unimodal.eval.world.suite import EvalScene, categories
 from unimodal.media import images_to_tensor, videos_to_tensor
 from unimodal.model.generate import SamplingConfig
+from unimodal.pipeline.rerank import rerank_ids
 from unimodal.sequence import Encoded, Segment
 from unimodal.tokenizers.anyres import AnyResImage
 from unimodal.tokenizers.anyres_settings import flatten_anyres
@@ -148,14 +149,15 @@ Producer = Callable[[list[EvalScene], int], list[Any]]  # scenes, batch offset -
 
 
 def batched_producer(pipe: Any, world: Any, direction: str, cfg_scale: float | None = None,
-                     seed: int = 0, temperature: float | None = None) -> Producer:
-    """Generations of ``direction`` by a run's model: all prompts of a batch in one ``generate_ids`` call."""
+                     seed: int = 0, temperature: float | None = None, rerank: int = 1) -> Producer:
+    """Generations of ``direction`` by a run's model: all prompts of a batch in one ``generate_ids`` call, or the
+    best of ``rerank`` candidates by the inverse direction (:mod:`unimodal.pipeline.rerank`)."""
     source, _, target = direction.partition("->")
     sampling = sampling_for(pipe, target, cfg_scale, temperature)
 
     def produce(scenes: list[EvalScene], start: int) -> list[Any]:
         prompts = prompt_ids(pipe, world, scenes, source)
-        new_ids = pipe.generate_ids(prompts, [target], sampling, seed=seed + start)
+        new_ids = rerank_ids(pipe, prompts, target, sampling, rerank, seed=seed + start)
         return [pipe.decode(ids) for ids in new_ids]
 
     return produce

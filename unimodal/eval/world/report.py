@@ -50,13 +50,19 @@ def headline_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rerank_text(n: int) -> str:
+    return "" if n <= 1 else (f"; each answer the best of {n} candidates by the inverse direction's likelihood "
+                              f"of the prompt (`rerank={n}`, unimodal/pipeline/rerank.py)")
+
+
 def write_report(metrics: dict[str, Any], pictures: list[tuple[str, str]], path: Path) -> None:
     chance = metrics["colour_chance"]
     seeds = metrics.get("seeds", [metrics["seed"]])
     lines = [f"# Evaluation of `{metrics['run']}`", "",
              f"{metrics['date']}; {metrics['samples_per_split']} scenes per split and direction at each of "
              f"{len(seeds)} seeds ({', '.join(map(str, seeds))}: each seed draws its own scenes and samples), "
-             f"{recipe_text(metrics['cfg_scale'], temperature=metrics.get('temperature'))}; "
+             f"{recipe_text(metrics['cfg_scale'], temperature=metrics.get('temperature'))}"
+             f"{_rerank_text(metrics.get('rerank', 1))}; "
              f"{metrics['seconds']:.0f} s.", "",
              "Every score is the hits of all seeds pooled, with a 95% Wilson interval and each seed's value. "
              "A hit is strict: the analyzer reads exactly the requested objects, in order, and nothing else "

@@ -112,7 +112,7 @@ def evaluate_run(options: dict[str, Any], run: str | None = None) -> dict[str, A
     metrics: dict[str, Any] = {
         "run": str(run), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "samples_per_split": options["samples"],
         "seed": options["seed"], "seeds": seeds, "cfg_scale": options["cfg_scale"],
-        "temperature": options["temperature"],
+        "temperature": options["temperature"], "rerank": options["rerank"],
         "directions": directions, "bars": bar_verdicts(directions), "not_scored": skipped,
         "colour_chance": {split: colour_chance(world, split) for split in SPLITS},
         "held_out_combinations": sorted(f"{c} {s}" for c, s in world.held_out)}
@@ -176,13 +176,14 @@ def score_seeds(pipe: Any, world: Any, chosen: list[str], make: Any, read: Any, 
             common = dict(batch_size=options["batch_size"], sample_rate=pipe.sample_rate,
                           progress=options["progress"], read=read, judge=judge)
             result = score_direction(batched_producer(pipe, world, d, options["cfg_scale"], seed,
-                                                      options["temperature"]), world, d, scenes,
+                                                      options["temperature"], options["rerank"]), world, d, scenes,
                                      keep_media=KEEP_MEDIA if seed == seeds[0] else 0, **common)
             first.setdefault(d, result)
             tables[d]["score"].append(result.metrics())
             tables[d]["shuffled"].append(shuffled(result, judge, seed))
             if options["controls"]:
-                noise = noise_producer(pipe, world, d, options["cfg_scale"], seed, options["temperature"])
+                noise = noise_producer(pipe, world, d, options["cfg_scale"], seed, options["temperature"],
+                                       options["rerank"])
                 tables[d]["noise"].append(score_direction(noise, world, d, scenes, keep_media=0, **common).metrics())
     return first, {d: {k: v for k, v in t.items() if v} for d, t in tables.items()}
 
