@@ -19,6 +19,7 @@ USAGE = """usage: python scripts/generate.py run=<dir> (prompt="..."|image=<png>
   output=image|audio|video|text, or a list: output=[text,image]; a video is written as a GIF (and an MP4)
   num_samples=4 seed=0 cfg_scale.image=2.5 temperature.image=0.7 top_k.image=0 top_p.image=1.0
   cfg_schedule.image=constant|linear|cosine repetition_penalty=1.0 max_new_tokens=256
+  rerank=8: each answer the best of 8 by the inverse direction's likelihood of the prompt (one output)
   size=64x32 (WIDTHxHEIGHT) or aspect=2:1 (WIDTH:HEIGHT): generated images of that size or shape (AnyRes runs)
   out_dir=<folder> (default: <run>/samples)
   chat (a stage=instruct run): image=<png> question="how many circles are there?" output=text"""
@@ -122,7 +123,7 @@ def generate_from(cfg: Any) -> list[Path]:
     outputs = list(cfg.output)
     results = pipeline.generate(prompt, output=outputs, num_samples=int(cfg.num_samples), seed=int(cfg.seed),
                                 sampling=sampling_from(cfg), chat=bool(question),
-                                image_size=image_size_from(cfg, pipeline))
+                                image_size=image_size_from(cfg, pipeline), rerank=int(cfg.get("rerank", 1)))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run) / "samples"
     out_dir.mkdir(parents=True, exist_ok=True)
     name = slug(str(cfg.prompt or question or "") or Path(str(cfg.image or cfg.audio or cfg.get("video"))).stem)

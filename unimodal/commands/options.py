@@ -94,6 +94,7 @@ class GenerateConfig:
     cfg_schedule: CfgSchedule = field(default_factory=CfgSchedule)
     repetition_penalty: float = 1.0
     min_text_tokens: int = 1
+    rerank: int = 1                    # best of this many answers by the inverse direction (1 = plain)
     fast: Any = "auto"                 # auto | true | false (YAML hands over a bool)
     out_dir: str | None = None
 
@@ -222,7 +223,7 @@ def validate_generate(cfg: Any) -> DictConfig:
     if not merged.run:
         raise ConfigError("run=<run dir> is required (a folder written by scripts/train.py)")
     merged.output = _outputs(merged.output)
-    at_least(merged, 1, "num_samples", "max_new_tokens")
+    at_least(merged, 1, "num_samples", "max_new_tokens", "rerank")
     at_least(merged, 0, "seed", "min_text_tokens")
     if merged.repetition_penalty <= 0:
         raise ConfigError(f"repetition_penalty={merged.repetition_penalty}: must be above 0 (1.0 = off)")

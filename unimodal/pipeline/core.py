@@ -26,6 +26,7 @@ from unimodal.media import (
 from unimodal.model.generate import MEDIA, SamplingConfig, collect_ids, iter_generate
 from unimodal.model.vision_input import vision_of
 from unimodal.pipeline.images import codec_for, feature_payload, prompt_image_codes
+from unimodal.pipeline.rerank import rerank_ids
 from unimodal.run_folder import (
     VOCAB_FILE,
     build_vocab,
@@ -185,7 +186,7 @@ class Pipeline:
     def generate(self, prompt: Any, output: str | list[str] = "image", num_samples: int = 1, seed: int = 0,
                  sampling: SamplingConfig | None = None, chat: bool = False,
                  progress: Progress | None = None,
-                 image_size: tuple[int, int] | None = None) -> list[Generation]:
+                 image_size: tuple[int, int] | None = None, rerank: int = 1) -> list[Generation]:
         """``num_samples`` answers to one prompt (a string, an image, a waveform, or a list of them).
 
         ``output`` is one modality or an ordered list for interleaved answers (``["text", "image"]``).
@@ -193,17 +194,26 @@ class Pipeline:
         its turn (a run tuned with stage=instruct): ``generate([image, "how many circles are there?"],
         output="text", chat=True)``; :meth:`chat` takes whole conversations. ``progress(done, total)`` is
         called after every step (``total`` is exact for media-only answers, the token budget with text).
-        ``image_size`` = (height, width) makes every generated image that size (see :meth:`at_image_size`)."""
-        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat, progress, image_size)
+        ``image_size`` = (height, width) makes every generated image that size (see :meth:`at_image_size`).
+        ``rerank=n``: each answer is the best of ``n`` candidates by the inverse direction's likelihood of the
+        prompt (:mod:`unimodal.pipeline.rerank`; one output modality, a one-segment prompt)."""
+        return self.generate_batch([prompt], output, num_samples, seed, sampling, chat, progress, image_size, rerank)
 
     def generate_batch(self, prompts: list[Any], output: str | list[str] = "image", num_samples: int = 1,
                        seed: int = 0, sampling: SamplingConfig | None = None, chat: bool = False,
                        progress: Progress | None = None,
-                       image_size: tuple[int, int] | None = None) -> list[Generation]:
+                       image_size: tuple[int, int] | None = None, rerank: int = 1) -> list[Generation]:
         """Several prompts decoded together in one batch; ``num_samples`` answers each, prompt by prompt."""
         pipe = self if image_size is None else self.at_image_size(image_size)
         encoded = [pipe.prompt(prompt, chat) for prompt in prompts]
-        return pipe._run([row for row in encoded for _ in range(num_samples)], output, seed, sampling, progress)
+        rows = [row for row in encoded for _ in range(num_samples)]
+        if rerank == 1:
+            return pipe._run(rows, output, seed, sampling, progress)
+        outputs, sampling = pipe._prepare([p.ids for p in rows], output, sampling)
+        if len(outputs) != 1:
+            raise UnimodalError(f"rerank={rerank} ranks answers of one modality; output={outputs} asks for "
+                                f"{len(outputs)}: ask for one, or use rerank=1")
+        return [pipe.decode(ids) for ids in rerank_ids(pipe, rows, outputs[0], sampling, rerank, seed)]
 
     def chat(self, messages: list[Any], output: str | list[str] = "text", seed: int = 0,
              sampling: SamplingConfig | None = None, progress: Progress | None = None) -> Generation:

@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from unimodal.data.tasks import task_segments
 from unimodal.eval.world.engine import media_payloads
 from unimodal.eval.world.suite import EvalScene
-from unimodal.model.lm import embed_ids
+from unimodal.pipeline.rerank import token_nats
 from unimodal.sequence import MODALITY_CODES
 
 _NAMES = {code: name for name, code in MODALITY_CODES.items()}
@@ -57,28 +56,15 @@ def _add_sums(sums: dict[str, dict[str, list[float]]], pipe: Any, world: Any, sc
     payloads = _payloads(pipe, world, scenes, {m for t in tasks for m in t.split("->")})
     sequences = [(scene.split, pipe.codec.encode(task_segments(payload, task)))
                  for scene, payload in zip(scenes, payloads, strict=True) for task in tasks]
-    device = next(pipe.model.parameters()).device
     for start in tqdm(range(0, len(sequences), batch_size), desc="lm loss", disable=not progress):
         chunk = sequences[start:start + batch_size]
-        width = max(len(e) for _, e in chunk)
-        ids = torch.full((len(chunk), width), pipe.vocab.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.bool)
-        kinds = torch.zeros((len(chunk), width), dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (_, encoded) in enumerate(chunk):  # right padding: positions start at 0 in every row
-            n = len(encoded)
-            ids[row, :n] = torch.from_numpy(encoded.ids)
-            mask[row, :n] = torch.from_numpy(encoded.loss_mask)
-            kinds[row, :n] = torch.from_numpy(encoded.modality_of_position.astype(np.int64))
-            attention[row, :n] = 1
-        ids, attention = ids.to(device), attention.to(device)
-        images = pipe.pixel_values([encoded for _, encoded in chunk])  # images read as features, in order
-        logits = pipe.model(inputs_embeds=embed_ids(pipe.model, ids, images=images), attention_mask=attention,
-                            use_cache=False).logits[:, :-1].float().cpu()
-        target = mask[:, 1:]
-        nats = F.cross_entropy(logits[target], ids.cpu()[:, 1:][target], reduction="none")
+        nats_all, target = token_nats(pipe, [encoded for _, encoded in chunk])
+        kinds = torch.zeros(target.shape, dtype=torch.long)
+        for row, (_, encoded) in enumerate(chunk):
+            kinds[row, :len(encoded) - 1] = torch.from_numpy(encoded.modality_of_position[1:].astype(np.int64))
+        nats = nats_all[target]
         rows = torch.arange(len(chunk))[:, None].expand_as(target)[target]
-        for value, row, kind in zip(nats.tolist(), rows.tolist(), kinds[:, 1:][target].tolist(), strict=True):
+        for value, row, kind in zip(nats.tolist(), rows.tolist(), kinds[target].tolist(), strict=True):
             total = sums.setdefault(chunk[row][0], {}).setdefault(_NAMES[kind], [0.0, 0])
             total[0] += value
             total[1] += 1
