@@ -4,13 +4,11 @@ An any-to-any model holds every task's inverse. For ``image->text`` it can score
 ``text->image``, p(caption | image). :func:`rerank_ids` draws ``n`` candidate answers for each prompt (text: the
 greedy answer, then samples at :data:`TEXT_CANDIDATE_TEMPERATURE`; media: ``n`` samples of the given sampling),
 scores every candidate by the nats the model spends writing the prompt's segment after it (the inverse task,
-teacher-forced, one batched forward pass), and keeps the candidate with the fewest. A text answer adds its own
-nats after the prompt (the direct task, :data:`DIRECT_WEIGHT`), which keeps ill-formed samples out; a media
-answer does not (its own likelihood favours plain, empty images). Only the model's own likelihoods choose; no
-judge is involved. This is noisy-channel reranking (Yee et al., 2019, for translation) with the channel model
-being the same network: the inverse of a direction can be the stronger reader (a small model's p(image | caption)
-names the shape of a lone object far more often than its greedy caption does: benchmarks/RESULTS.md, *Reranking
-by the inverse direction*).
+teacher-forced, one batched forward pass), and keeps the candidate with the fewest. Only the model's own
+likelihoods choose; no judge is involved. This is noisy-channel reranking (Yee et al., 2019, for translation) with
+the channel model being the same network: the inverse of a direction can be the stronger reader (a small model's
+p(image | caption) names the shape of a lone object far more often than its greedy caption does:
+benchmarks/RESULTS.md, *Reranking by the inverse direction*).
 
 The cost is ``n`` generations and ``n`` scoring passes per prompt; ``n=1`` is plain generation.
 """
@@ -32,7 +30,6 @@ from unimodal.sequence import Encoded, Segment
 
 TEXT_CANDIDATE_TEMPERATURE = 1.5  # text candidates after the greedy one: spread wide enough to hold the answer
 CANDIDATE_SEED_STRIDE = 100_003   # candidate j samples with seed + j * stride: apart from every batch offset
-DIRECT_WEIGHT = {"text": 1.0}     # weight of the answer's own nats, per answer modality (absent: 0)
 
 
 @torch.no_grad()
@@ -115,10 +112,8 @@ def rerank_ids(pipe: Any, prompts: list[Encoded], target: str, sampling: Samplin
         check_rerankable(pipe, modality, target)
     drawn = [pipe.generate_ids(prompts, [target], candidate_sampling(sampling, target, j),
                                seed=seed + j * CANDIDATE_SEED_STRIDE) for j in range(n)]
-    direct = DIRECT_WEIGHT.get(target, 0.0)
     jobs: list[tuple[int, int]] = []  # (prompt, candidate) pairs to score; repeated answers are scored once
     encoded: list[Encoded] = []
-    forward: list[Encoded] = []
     seen: list[dict[bytes, int]] = [{} for _ in prompts]
     for i, source in enumerate(sources):
         for j in range(n):
@@ -129,14 +124,9 @@ def rerank_ids(pipe: Any, prompts: list[Encoded], target: str, sampling: Samplin
             seen[i][key] = j
             payloads = {target: answer.payload, source.modality: source.payload}
             encoded.append(pipe.codec.encode(task_segments(payloads, f"{target}->{source.modality}")))
-            if direct:
-                forward.append(pipe.codec.encode(task_segments(payloads, f"{source.modality}->{target}")))
             jobs.append((i, j))
-    nats = sequence_nats(pipe, encoded, batch_size)
-    if direct:
-        nats = nats + direct * sequence_nats(pipe, forward, batch_size)
     scores = np.full((len(prompts), n), np.inf)
-    for (i, j), value in zip(jobs, nats, strict=True):
-        scores[i, j] = value
+    for (i, j), nats in zip(jobs, sequence_nats(pipe, encoded, batch_size), strict=True):
+        scores[i, j] = nats
     best = [int(np.argmin(row)) if np.isfinite(row).any() else 0 for row in scores]
     return [drawn[j][i] for i, j in enumerate(best)]
