@@ -48,7 +48,8 @@ def token_nats(pipe: Any, encoded: list[Encoded]) -> tuple[torch.Tensor, torch.T
     images = pipe.pixel_values(encoded)  # images read as features, in order
     logits = pipe.model(inputs_embeds=embed_ids(pipe.model, ids.to(device), images=images),
                         attention_mask=attention.to(device), use_cache=False).logits[:, :-1].float().cpu()
-    nats = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    following = ids[:, 1:].masked_fill(ids[:, 1:] < 0, -100)  # feature slots (negative ids) are never predicted
+    nats = F.cross_entropy(logits.transpose(1, 2), following, reduction="none", ignore_index=-100)
     return nats, counted[:, 1:]
 
 
