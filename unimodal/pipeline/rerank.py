@@ -103,7 +103,8 @@ def answer_segment(pipe: Any, ids: np.ndarray, target: str) -> Segment | None:
 def rerank_ids(pipe: Any, prompts: list[Encoded], target: str, sampling: SamplingConfig, n: int,
                seed: int = 0, batch_size: int = 64) -> list[np.ndarray]:
     """For each prompt, the new ids of the best of ``n`` candidate ``target`` answers by the inverse task's nats
-    (see the module's doc). Candidate 0 is what plain generation with ``seed`` gives, so ``n=1`` is plain."""
+    (see the module's doc). ``n=1`` is plain generation; for ``n > 1`` a media answer's candidate 0 is what plain
+    generation with ``seed`` gives, a text answer's the greedy caption (whatever text temperature ``sampling`` has)."""
     if n < 1:
         raise UnimodalError(f"rerank={n}: draw at least one candidate (1 = plain generation)")
     if n == 1:
